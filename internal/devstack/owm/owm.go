@@ -120,6 +120,9 @@ func (s *Server) serveWeather(w http.ResponseWriter, r *http.Request) {
 	status, name := s.route(v, q)
 	s.log.Debug("owm stand-in call", "q", q, "status", status, "recording", name)
 	body := s.bodies[name]
+	if status == http.StatusOK {
+		body = inUnits(name, body, strings.ToLower(v.Get("units")))
+	}
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))

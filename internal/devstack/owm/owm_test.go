@@ -3,6 +3,7 @@ package owm
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -45,10 +46,10 @@ func TestReplay(t *testing.T) {
 		wantFile   string
 	}{
 		{"London", withKey(url.Values{"q": {"London"}}), 200, recLondonName},
-		{"london lower case, metric asked", withKey(url.Values{"q": {"london"}, "units": {"metric"}}), 200, recLondonName},
+		{"london lower case, standard asked", withKey(url.Values{"q": {"london"}, "units": {"standard"}}), 200, recLondonName},
 		{"London,GB", withKey(url.Values{"q": {"London,GB"}}), 200, recLondonName},
 		{"London, UK with spaces", withKey(url.Values{"q": {" London , UK "}}), 200, recLondonName},
-		{"Moscow default", withKey(url.Values{"q": {"Moscow"}}), 200, recMoscowMetric},
+		{"Moscow metric", withKey(url.Values{"q": {"Moscow"}, "units": {"metric"}}), 200, recMoscowMetric},
 		{"Москва imperial", withKey(url.Values{"q": {"Москва"}, "units": {"imperial"}}), 200, recMoscowImperial},
 		{"Moscow fr", withKey(url.Values{"q": {"Moscow,RU"}, "lang": {"fr"}, "units": {"metric"}}), 200, recMoscowFr},
 		{"New York,NY,US", withKey(url.Values{"q": {"New York,NY,US"}}), 200, recNewYork},
@@ -90,6 +91,56 @@ func TestReplay(t *testing.T) {
 			}
 			if want := recording(t, tc.wantFile); string(body) != want {
 				t.Errorf("body = %s, want %s (%s)", body, want, tc.wantFile)
+			}
+		})
+	}
+}
+
+// A recording is in one unit system; other units are converted the way
+// OpenWeatherMap converts server-side, and everything else keeps its value.
+func TestUnitConversion(t *testing.T) {
+	key := newKey(t)
+	srv := httptest.NewServer(New(Options{APIKey: key}).Handler())
+	defer srv.Close()
+	tests := []struct {
+		name, q, units string
+		temp, feels    float64
+		tmin, tmax     float64
+		wind           float64
+	}{
+		{"London metric (recorded in Kelvin)", "London", "metric", 9.42, 4.58, 8.33, 10, 5.7},
+		{"London imperial", "London", "imperial", 48.96, 40.24, 46.99, 50, 12.75},
+		{"London default units are standard", "London", "", 282.57, 277.73, 281.48, 283.15, 5.7},
+		{"Moscow standard (recorded in metric)", "Moscow", "standard", 285.15, 280.3, 285.15, 285.15, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := url.Values{"q": {tc.q}, "appid": {key}}
+			if tc.units != "" {
+				v.Set("units", tc.units)
+			}
+			resp, err := http.Get(srv.URL + Path + "?" + v.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var raw struct {
+				Main map[string]float64 `json:"main"`
+				Wind map[string]float64 `json:"wind"`
+				Name string             `json:"name"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+				t.Fatal(err)
+			}
+			got := []float64{raw.Main["temp"], raw.Main["feels_like"], raw.Main["temp_min"], raw.Main["temp_max"], raw.Wind["speed"]}
+			want := []float64{tc.temp, tc.feels, tc.tmin, tc.tmax, tc.wind}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Errorf("field %d = %v, want %v (all: %v)", i, got[i], want[i], got)
+				}
+			}
+			if raw.Main["humidity"] == 0 || raw.Name == "" {
+				t.Errorf("unconverted fields lost: %+v", raw)
 			}
 		})
 	}
