@@ -1,0 +1,25 @@
+// Package caller is the CallerTimer daemon's logic: on each tick it gets an
+// access token for the weather API with MSAL (OAuth 2.0 client credentials,
+// scope "<api>/.default"), calls the API once per configured city with it, and
+// reports each city's outcome as log lines and a summary for the Functions host.
+//
+// What it owns: building the MSAL confidential client (lazily, once the client
+// secret has been resolved from Key Vault; again when the secret rotates),
+// token reuse through MSAL's cache (one token request per token lifetime, case
+// C10), keeping MSAL away from Microsoft's instance discovery when the
+// authority host is not a Microsoft cloud (case C09), telling configuration
+// errors (AADSTS invalid_client, invalid_scope, unauthorized_client,
+// invalid_resource, unknown tenant) apart from transient ones and naming the
+// setting to fix, and reading the API's JSON replies.
+//
+// What it does not own: the timer protocol of the Functions host (package
+// funcs turns a Report into the invocation reply), reading settings (cmd/handler),
+// resolving the secret (package secrets), and validating tokens (the API side).
+// Retries with backoff are not done yet; TokenError.Permanent and ErrConfig say
+// which failures a retry could help.
+//
+// The access token and the client secret never appear in a log line, an error
+// or a Report: tokens are secrets.Secret values, MSAL's errors (whose text
+// embeds the authority's response body) are replaced by short ones built from
+// the body's error code.
+package caller

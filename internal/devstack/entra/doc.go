@@ -1,0 +1,32 @@
+// Package entra is the offline stack's Microsoft Entra ID stand-in: one
+// tenant's OpenID Connect metadata (v1 and v2), its signing keys (JWKS) and
+// its OAuth 2.0 token endpoint for the client-credentials grant, served over
+// HTTPS from a throwaway local CA (MSAL refuses plain HTTP authorities).
+//
+// It speaks the real wire shapes: the discovery documents carry the field set
+// of the recorded Microsoft documents with this server's URLs, the keys
+// document carries kty/use/kid/x5t/n/e/x5c and the per-key issuer property
+// (templated with "{tenantid}" like the real 2024-10 document), access tokens
+// are RS256 JWTs shaped like Entra's v2 (or v1) app-only tokens, and errors are
+// Entra's JSON error bodies with an AADSTS code, a multi-line
+// error_description, trace and correlation IDs.
+//
+// What it owns: issuing tokens to registered confidential clients that
+// authenticate with a client secret (compared in constant time) for one
+// protected API, and minting arbitrary tokens for tests (Server.Mint).
+//
+// What it does not do: interactive flows (authorize endpoint is advertised but
+// not served), refresh tokens, multiple tenants, key rotation, client
+// assertions (certificate or federated credentials; the client-authentication
+// step is one function so they slot in), or consent. It is never linked into
+// the handler binary.
+//
+// AADSTS codes and texts: AADSTS7000215 (wrong secret) and AADSTS700016
+// (unknown client) follow recorded or attested bodies; AADSTS1002012 (scope
+// without /.default) follows the attested message text. The remaining codes
+// (AADSTS900144 missing parameter, AADSTS9000411 duplicated parameter,
+// AADSTS7000218 no credential, AADSTS70003 unsupported grant, AADSTS70011
+// invalid scope, AADSTS500011 unknown resource, AADSTS90002 unknown tenant)
+// use Entra's codes with message texts written from memory of public reports;
+// their wording is not attested.
+package entra
