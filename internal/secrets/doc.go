@@ -2,4 +2,24 @@
 // type, the Cell that receives a secret resolved after start-up, and the
 // resolution of Azure App Service Key Vault references with azsecrets and an
 // azidentity credential (managed identity in Azure, the Azure CLI elsewhere).
+//
+// ParseReference recognizes both reference forms (SecretUri=…, and
+// VaultName=…;SecretName=…[;SecretVersion=…]) and treats anything that starts
+// like a reference as one, so an unresolved or malformed reference is never
+// mistaken for the secret. Resolver.Resolve reads one secret; Resolver.Keep
+// retries in the background until the secret is in its Cell. Errors name the
+// vault host and the secret, carry Key Vault's status and error code, and say
+// what to do; no error or log line carries a secret or a token.
+//
+// The one relaxed check: azsecrets verifies that the resource named in a
+// vault's 401 challenge belongs to the vault's domain. That cannot hold for a
+// vault on a loopback address (the offline stack's stand-in), so the check is
+// switched off for loopback vault hosts (127.0.0.0/8, ::1, "localhost") and for
+// no other host. TLS is never relaxed: an http vault URL parses (for loopback
+// hosts) but Resolve refuses it, since tokens travel only over https.
+//
+// Not done here: reading the environment (cmd/handler decides whether the
+// managed identity is available and passes AZURE_CLIENT_ID), periodic
+// re-reading of rotated secrets, and certificates (a PEM or PFX secret is
+// returned as its text).
 package secrets
