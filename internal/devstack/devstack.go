@@ -1,0 +1,418 @@
+// Package devstack runs the whole system offline: the real handler binary under
+// a stand-in Functions host, next to stand-ins for Entra ID, the managed-identity
+// endpoint, Key Vault and OpenWeatherMap that speak the real wire protocols
+// (DESIGN §6). The handler is configured only through ordinary settings
+// (AZURE_AUTHORITY_HOST, Key Vault reference URIs, IDENTITY_ENDPOINT,
+// WEATHER_API_BASE_URL) and trusts the stand-ins through a local CA named by
+// SSL_CERT_FILE: it has no dev mode, and nothing here weakens one of its checks.
+//
+// The same stack serves cmd/devstack (the one-command demo) and the
+// end-to-end test.
+package devstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/weatherfunc/handler/internal/devstack/entra"
+	"github.com/weatherfunc/handler/internal/devstack/host"
+	"github.com/weatherfunc/handler/internal/devstack/identity"
+	"github.com/weatherfunc/handler/internal/devstack/keyvault"
+	"github.com/weatherfunc/handler/internal/devstack/owm"
+	"github.com/weatherfunc/handler/internal/devstack/tlsca"
+	"github.com/weatherfunc/handler/internal/funcs"
+	"github.com/weatherfunc/handler/internal/secrets"
+)
+
+// Options configures a Stack.
+type Options struct {
+	// RepoRoot holds host.json, the function folders, local.settings.json and
+	// cmd/handler. Default: the current directory.
+	RepoRoot string
+	// Addr is where the stand-in Functions host listens. Default
+	// "127.0.0.1:7071" (Core Tools' port); "127.0.0.1:0" picks a free port.
+	Addr string
+	// TimerEvery fires each timer function every d instead of on its
+	// function.json schedule (0 = the schedule).
+	TimerEvery time.Duration
+	// Stdout and Stderr receive the host's log lines and the handler's
+	// output. Default: os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+	// OnTimer is called after every timer invocation.
+	OnTimer func(host.TimerResult)
+	// Handler is a prebuilt handler binary; empty = build ./cmd/handler.
+	Handler string
+	// ParentEnv looks up this process's environment, of which the host passes
+	// only PATH, HOME and TMPDIR on to the handler (as a real host would
+	// pass its own). Nil passes nothing on.
+	ParentEnv func(string) string
+}
+
+// Stack is a running offline system. Close stops all of it.
+type Stack struct {
+	Host     *host.Host
+	Entra    *entra.Server
+	Vault    *keyvault.Server
+	Identity *identity.Server
+	Weather  *owm.Server
+	CA       *tlsca.CA
+
+	TenantID       string
+	APIClientID    string
+	APIAppIDURI    string
+	CallerClientID string
+
+	// SecretValues are the values the stand-in vault holds, so that tests can
+	// prove none of them is ever printed.
+	SecretValues []string
+
+	workDir string
+	closers []func() error
+}
+
+// The secret names used when local.settings.json has no reference to copy one from.
+const (
+	defaultWeatherSecret = "weather-api-key"
+	defaultCallerSecret  = "caller-client-secret"
+	requiredRole         = "access_as_application"
+)
+
+// Start builds the handler (unless Options.Handler names one), starts every
+// stand-in and the host, and returns once the handler answers the host's
+// readiness probe.
+func Start(ctx context.Context, opts Options) (st *Stack, err error) {
+	if opts.RepoRoot == "" {
+		opts.RepoRoot = "."
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:7071"
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if err := requireLoopback(opts.Addr); err != nil {
+		return nil, err
+	}
+	st = &Stack{
+		TenantID:       newGUID(),
+		APIClientID:    newGUID(),
+		CallerClientID: newGUID(),
+	}
+	st.APIAppIDURI = "api://" + st.APIClientID
+	defer func() {
+		if err != nil {
+			_ = st.Close()
+			st = nil
+		}
+	}()
+	if st.workDir, err = os.MkdirTemp("", "devstack-"); err != nil {
+		return st, err
+	}
+	st.closers = append(st.closers, func() error { return os.RemoveAll(st.workDir) })
+
+	appRoot := filepath.Join(st.workDir, "app")
+	if err := copyApp(opts.RepoRoot, appRoot); err != nil {
+		return st, fmt.Errorf("devstack: copy app: %w", err)
+	}
+	if err := buildHandler(ctx, opts, appRoot); err != nil {
+		return st, err
+	}
+	values, err := localSettings(filepath.Join(opts.RepoRoot, "local.settings.json"))
+	if err != nil {
+		return st, err
+	}
+
+	if st.CA, err = tlsca.New(); err != nil {
+		return st, err
+	}
+	caFile := filepath.Join(st.workDir, "devstack-ca.pem")
+	if err := st.CA.WriteCertFile(caFile); err != nil {
+		return st, err
+	}
+
+	weatherKey, callerSecret := randomSecret(), randomSecret()
+	st.SecretValues = []string{weatherKey, callerSecret}
+	weatherName := secretName(values["WEATHER_API_KEY"], defaultWeatherSecret)
+	callerName := secretName(values["CALLER_CLIENT_SECRET"], defaultCallerSecret)
+
+	// Managed identity endpoint (plain HTTP on loopback, like the platform's).
+	miHeader := randomSecret()
+	st.Identity = identity.New(identity.Options{Header: miHeader, ClientIDs: []string{""}, PrincipalID: newGUID()})
+	miURL, err := st.serveHTTP(st.Identity.Handler())
+	if err != nil {
+		return st, err
+	}
+
+	// Key Vault (HTTPS), accepting only tokens the identity endpoint issued for it.
+	st.Vault = keyvault.New(keyvault.Options{
+		TenantID: st.TenantID,
+		Secrets:  map[string]string{weatherName: weatherKey, callerName: callerSecret},
+		Authorize: func(bearer string) bool {
+			return st.Identity.Valid(bearer, "https://vault.azure.net")
+		},
+	})
+	vaultURL, err := st.serveHTTPS(st.Vault.Handler())
+	if err != nil {
+		return st, err
+	}
+	st.Vault.SetVaultURL(vaultURL)
+
+	// Entra ID (HTTPS): the daemon app holds the API's app role.
+	st.Entra, err = entra.Start(st.CA, entra.Options{
+		TenantID: st.TenantID,
+		Clients:  map[string]entra.Client{st.CallerClientID: {Secret: callerSecret, Roles: []string{requiredRole}}},
+		API:      entra.API{ClientID: st.APIClientID, AppIDURI: st.APIAppIDURI},
+	})
+	if err != nil {
+		return st, err
+	}
+	st.closers = append(st.closers, st.Entra.Close)
+
+	// OpenWeatherMap (plain HTTP on loopback), accepting only the vault's key.
+	st.Weather = owm.New(owm.Options{APIKey: weatherKey})
+	owmURL, err := st.serveHTTP(st.Weather.Handler())
+	if err != nil {
+		return st, err
+	}
+
+	hostAddr, err := resolveAddr(opts.Addr)
+	if err != nil {
+		return st, err
+	}
+	overrides := map[string]string{
+		"AZURE_TENANT_ID":      st.TenantID,
+		"AZURE_AUTHORITY_HOST": st.Entra.URL(),
+		"API_CLIENT_ID":        st.APIClientID,
+		"API_APP_ID_URI":       st.APIAppIDURI,
+		"WEATHER_API_KEY":      reference(vaultURL, weatherName),
+		"WEATHER_API_BASE_URL": owmURL,
+		"CALLER_CLIENT_ID":     st.CallerClientID,
+		"CALLER_CREDENTIAL":    "secret",
+		"CALLER_CLIENT_SECRET": reference(vaultURL, callerName),
+		"CALLER_TARGET_URL":    "http://" + hostAddr + "/api/WeatherHttp",
+		"IDENTITY_ENDPOINT":    miURL + "/msi/token",
+		"IDENTITY_HEADER":      miHeader,
+		"SSL_CERT_FILE":        caFile,
+	}
+	for k, v := range overrides {
+		values[k] = v
+	}
+	delete(values, "CALLER_SCOPE") // derived from API_APP_ID_URI
+	env := make([]string, 0, len(values))
+	for k, v := range values {
+		env = append(env, k+"="+v)
+	}
+
+	st.Host, err = host.Start(ctx, host.Options{
+		AppRoot:    appRoot,
+		Env:        env,
+		Addr:       hostAddr,
+		TimerEvery: opts.TimerEvery,
+		Stdout:     opts.Stdout,
+		Stderr:     opts.Stderr,
+		OnTimer:    opts.OnTimer,
+		ParentEnv:  opts.ParentEnv,
+	})
+	if err != nil {
+		return st, fmt.Errorf("devstack: functions host: %w", err)
+	}
+	return st, nil
+}
+
+// Close stops the host (and with it the handler), then every stand-in.
+func (st *Stack) Close() error {
+	var errs []error
+	if st.Host != nil {
+		errs = append(errs, st.Host.Close())
+	}
+	for i := len(st.closers) - 1; i >= 0; i-- {
+		errs = append(errs, st.closers[i]())
+	}
+	st.closers = nil
+	return errors.Join(errs...)
+}
+
+// APIURL is WeatherHttp's address on the stand-in host.
+func (st *Stack) APIURL() string { return st.Host.URL() + "/api/WeatherHttp" }
+
+// CurlCommand returns a ready-to-paste curl line that calls the API through
+// the host with a fresh token minted by the Entra stand-in for the daemon app.
+func (st *Stack) CurlCommand(city string) (string, error) {
+	tok, err := st.Entra.Mint(entra.MintOptions{ClientID: st.CallerClientID, Roles: []string{requiredRole}})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("curl -i -H 'Authorization: Bearer %s' '%s?city=%s'", tok, st.APIURL(), city), nil
+}
+
+func (st *Stack) serveHTTP(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	st.closers = append(st.closers, srv.Close)
+	return "http://" + ln.Addr().String(), nil
+}
+
+func (st *Stack) serveHTTPS(h http.Handler) (string, error) {
+	srv, u, err := st.CA.Listen("", h)
+	if err != nil {
+		return "", err
+	}
+	st.closers = append(st.closers, srv.Close)
+	return u, nil
+}
+
+// buildHandler compiles cmd/handler into the app folder, statically, as the
+// deploy package would hold it.
+func buildHandler(ctx context.Context, opts Options, appRoot string) error {
+	dst := filepath.Join(appRoot, "handler")
+	if opts.Handler != "" {
+		b, err := os.ReadFile(opts.Handler)
+		if err != nil {
+			return fmt.Errorf("devstack: handler binary: %w", err)
+		}
+		return os.WriteFile(dst, b, 0o755)
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dst, "./cmd/handler")
+	cmd.Dir = opts.RepoRoot
+	// The Go toolchain needs its own environment (GOPATH, GOCACHE, proxy
+	// settings); only CGO_ENABLED is ours: a static binary, as deployed.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("devstack: go build ./cmd/handler: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// copyApp lays out what the host needs, as a deploy package would: host.json
+// and every folder that holds a function.json.
+func copyApp(repo, appRoot string) error {
+	if err := os.MkdirAll(appRoot, 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(filepath.Join(repo, "host.json"), filepath.Join(appRoot, "host.json")); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(repo)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fj := filepath.Join(repo, e.Name(), "function.json")
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(fj); err != nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(appRoot, e.Name()), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(fj, filepath.Join(appRoot, e.Name(), "function.json")); err != nil {
+			return err
+		}
+	}
+	_, _, err = funcs.LoadApp(appRoot)
+	return err
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
+
+// localSettings reads the Values of local.settings.json: the same settings
+// `func start` would give the handler.
+func localSettings(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	var f struct {
+		Values map[string]string `json:"Values"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("devstack: %s: %w", path, err)
+	}
+	if f.Values == nil {
+		f.Values = map[string]string{}
+	}
+	return f.Values, nil
+}
+
+// secretName takes the secret name from a Key Vault reference in
+// local.settings.json, so the stand-in vault holds what the real one would.
+func secretName(value, def string) string {
+	if ref, isRef, err := secrets.ParseReference(value); isRef && err == nil && ref.Name != "" {
+		return ref.Name
+	}
+	return def
+}
+
+// reference is a versionless Key Vault reference to the stand-in vault.
+func reference(vaultURL, name string) string {
+	return "@Microsoft.KeyVault(SecretUri=" + vaultURL + "/secrets/" + name + "/)"
+}
+
+func requireLoopback(addr string) error {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("devstack: address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("devstack: address %q is not a loopback address", addr)
+	}
+	return nil
+}
+
+// resolveAddr turns a ":0" address into a concrete free port, because the
+// daemon's CALLER_TARGET_URL must name the host's address before it starts.
+func resolveAddr(addr string) (string, error) {
+	if !strings.HasSuffix(addr, ":0") {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// randomSecret makes a fresh value per run: nothing the stack uses is a
+// committed secret.
+func randomSecret() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
