@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Stderr:     stderr,
 		OnTimer:    func(r host.TimerResult) { printTick(stdout, r) },
 		ParentEnv:  os.Getenv,
+		BuildEnv:   os.Environ(),
 	})
 	if err != nil {
 		return err

@@ -94,14 +94,12 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	return nil
 }
 
-// wire builds every part from the settings and starts their background work
-// (key loading, secret resolution). Nothing here blocks on the network.
+// wire builds every part from the settings and only then starts their
+// background work (key loading, secret resolution), so a part that refuses
+// its options stops start-up before anything touches the network. Nothing
+// here blocks on the network.
 func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, error) {
-	// One outbound client for every dependency: connection reuse, and no
-	// upstream call may take longer than 10 s (DESIGN §9). It trusts the
-	// system roots, which honour SSL_CERT_FILE (how the offline stack's local
-	// CA is trusted: no TLS check is ever switched off).
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := newOutboundClient()
 
 	verifier, err := auth.New(auth.Options{
 		TenantID:      s.TenantID,
@@ -114,16 +112,40 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		Logger:        logger.With("dependency", "entra"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("token validation: %w", err)
+		return nil, fmt.Errorf("settings AZURE_TENANT_ID, AZURE_AUTHORITY_HOST, API_*: %w", err)
 	}
-	verifier.Start(ctx)
 
-	resolve, err := secretResolver(s, client, logger)
-	if err != nil {
-		return nil, err
+	var resolver *secrets.Resolver
+	if s.WeatherKey.Ref != nil || s.CallerSecret.Ref != nil {
+		cred, err := secrets.NewCredential(secrets.CredentialOptions{
+			ManagedIdentity: s.ManagedIdentity,
+			ClientID:        s.AzureClientID,
+			HTTPClient:      client,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("settings IDENTITY_ENDPOINT, AZURE_CLIENT_ID: key vault credential: %w", err)
+		}
+		if resolver, err = secrets.NewResolver(secrets.ResolverOptions{
+			Credential: cred,
+			HTTPClient: client,
+			Logger:     logger.With("dependency", "keyvault"),
+		}); err != nil {
+			return nil, fmt.Errorf("key vault: %w", err)
+		}
 	}
-	weatherKey := resolve(ctx, s.WeatherKey)
-	callerSecret := resolve(ctx, s.CallerSecret)
+	var resolutions []func()
+	// cell is ready at once for a plain value (the platform resolved the
+	// reference); for a reference it is filled in the background (C18: the
+	// literal reference is never used as the secret).
+	cell := func(set secretSetting) *secrets.Cell {
+		if set.Ref == nil {
+			return secrets.Ready(set.Value)
+		}
+		c, ref := secrets.NewCell(), *set.Ref
+		resolutions = append(resolutions, func() { _ = resolver.Keep(ctx, set.Name, ref, c) })
+		return c
+	}
+	weatherKey, callerSecret := cell(s.WeatherKey), cell(s.CallerSecret)
 
 	svc, err := weather.New(weather.Options{
 		BaseURL:    s.WeatherBaseURL,
@@ -133,7 +155,7 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		Logger:     logger.With("dependency", "openweathermap"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("weather: %w", err)
+		return nil, fmt.Errorf("settings WEATHER_*: %w", err)
 	}
 
 	tokens, err := caller.NewMSALTokenSource(caller.MSALOptions{
@@ -145,7 +167,7 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		HTTPClient:    client,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("caller token source: %w", err)
+		return nil, fmt.Errorf("settings CALLER_*: %w", err)
 	}
 	daemon, err := caller.New(caller.Options{
 		TargetURL:  s.CallerTargetURL,
@@ -155,41 +177,30 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		Logger:     logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("caller: %w", err)
+		return nil, fmt.Errorf("settings CALLER_*: %w", err)
+	}
+
+	// Everything is built: start the background work.
+	verifier.Start(ctx)
+	for _, resolve := range resolutions {
+		go resolve()
 	}
 	return routes(logger, verifier, svc, daemon, s.CallerDeadline), nil
 }
 
-// secretResolver returns a function that turns a secret setting into a Cell:
-// ready at once for a plain value, filled in the background from Key Vault for
-// a reference. The Key Vault client and credential are built only when some
-// setting is a reference.
-func secretResolver(s settings, client *http.Client, logger *slog.Logger) (func(context.Context, secretSetting) *secrets.Cell, error) {
-	var resolver *secrets.Resolver
-	if s.WeatherKey.Ref != nil || s.CallerSecret.Ref != nil {
-		cred, err := secrets.NewCredential(secrets.CredentialOptions{
-			ManagedIdentity: s.ManagedIdentity,
-			ClientID:        s.AzureClientID,
-			HTTPClient:      client,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("key vault credential: %w", err)
-		}
-		resolver, err = secrets.NewResolver(secrets.ResolverOptions{
-			Credential: cred,
-			HTTPClient: client,
-			Logger:     logger.With("dependency", "keyvault"),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("key vault: %w", err)
-		}
+// newOutboundClient is the one client for every dependency: connection
+// reuse, and no upstream call may take longer than 10 s (DESIGN §9). It
+// trusts the system roots, which honour SSL_CERT_FILE (how the offline
+// stack's local CA is trusted: no TLS check is ever switched off).
+//
+// It never follows redirects. Go keeps the Authorization header on a redirect
+// to the same host name, even to another port or to plain http, so a 3xx from
+// the API (or any dependency) could carry the daemon's token elsewhere. None
+// of our dependencies redirects; a 3xx is answered as such and treated as a
+// failure by its caller.
+func newOutboundClient() *http.Client {
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return func(ctx context.Context, set secretSetting) *secrets.Cell {
-		if set.Ref == nil {
-			return secrets.Ready(set.Value)
-		}
-		cell := secrets.NewCell()
-		go func() { _ = resolver.Keep(ctx, set.Name, *set.Ref, cell) }()
-		return cell
-	}, nil
 }

@@ -144,6 +144,38 @@ func TestC13ReadinessBeforeSlowDependencies(t *testing.T) {
 	}
 }
 
+// The outbound client never follows a redirect: Go would keep the
+// Authorization header on a redirect to the same host name on another port
+// or over plain http, carrying the daemon's token to whatever answers there.
+func TestOutboundClientDoesNotFollowRedirects(t *testing.T) {
+	var leaked sync.Once
+	got := make(chan string, 1)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Do(func() { got <- r.Header.Get("Authorization") })
+	}))
+	defer other.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, redirect.URL+"/api/WeatherHttp", nil)
+	req.Header.Set("Authorization", "Bearer canary-token")
+	resp, err := newOutboundClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Errorf("status = %d, want the 307 itself", resp.StatusCode)
+	}
+	select {
+	case h := <-got:
+		t.Errorf("redirect followed; the other server got Authorization %q", h)
+	default:
+	}
+}
+
 // The host matches function routes case-insensitively and forwards the path
 // as sent; the handler must serve /api/weatherhttp as /api/WeatherHttp.
 func TestRoutesCaseInsensitive(t *testing.T) {

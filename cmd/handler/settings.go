@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/weatherfunc/handler/internal/auth"
 	"github.com/weatherfunc/handler/internal/funcs"
+	"github.com/weatherfunc/handler/internal/netcheck"
 	"github.com/weatherfunc/handler/internal/secrets"
+	"github.com/weatherfunc/handler/internal/weather"
 )
 
 // settings is the parsed, validated settings contract of DESIGN §3. It is built
@@ -55,6 +58,8 @@ type secretSetting struct {
 	Ref   *secrets.Reference // set when the setting holds a Key Vault reference
 }
 
+// guidRE is a GUID in any case; settings lower-case it, which is the form
+// Entra writes in tokens (tid, aud) and auth compares against.
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // parseSettings reads and checks every setting. It reports all problems at
@@ -65,26 +70,26 @@ func parseSettings(getenv func(string) string) (settings, error) {
 
 	s.Port = p.port("FUNCTIONS_CUSTOMHANDLER_PORT")
 	s.TenantID = p.guid("AZURE_TENANT_ID")
-	s.AuthorityHost = strings.TrimSuffix(p.url("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com"), "/")
+	s.AuthorityHost = strings.TrimSuffix(p.hostURL("AZURE_AUTHORITY_HOST", auth.DefaultAuthorityHost), "/")
 	s.APIClientID = p.guid("API_CLIENT_ID")
-	s.APIAppIDURI = p.str("API_APP_ID_URI", "api://"+getenv("API_CLIENT_ID"))
+	s.APIAppIDURI = p.str("API_APP_ID_URI", "api://"+s.APIClientID)
 	if s.APIAppIDURI != "" {
 		if u, err := url.Parse(s.APIAppIDURI); err != nil || u.Scheme == "" {
 			p.fail("API_APP_ID_URI", "must be an absolute URI such as api://<API_CLIENT_ID>")
 		}
 	}
-	s.RequiredRole = p.str("API_REQUIRED_ROLE", "access_as_application")
-	s.RequiredScope = p.str("API_REQUIRED_SCOPE", "access_as_user")
+	s.RequiredRole = p.str("API_REQUIRED_ROLE", auth.DefaultRequiredRole)
+	s.RequiredScope = p.str("API_REQUIRED_SCOPE", auth.DefaultRequiredScope)
 
-	s.WeatherKey = p.secret("WEATHER_API_KEY", true)
-	s.WeatherBaseURL = strings.TrimSuffix(p.url("WEATHER_API_BASE_URL", "https://api.openweathermap.org"), "/")
-	s.CacheTTL = p.duration("WEATHER_CACHE_TTL", 10*time.Minute, time.Second, 24*time.Hour)
+	s.WeatherKey = p.secret("WEATHER_API_KEY")
+	s.WeatherBaseURL = strings.TrimSuffix(p.hostURL("WEATHER_API_BASE_URL", weather.DefaultBaseURL), "/")
+	s.CacheTTL = p.duration("WEATHER_CACHE_TTL", weather.DefaultCacheTTL, weather.MinCacheTTL, weather.MaxCacheTTL)
 
 	s.CallerClientID = p.guid("CALLER_CLIENT_ID")
 	s.CallerCredential = p.str("CALLER_CREDENTIAL", "managed-identity")
 	switch s.CallerCredential {
 	case "secret":
-		s.CallerSecret = p.secret("CALLER_CLIENT_SECRET", true)
+		s.CallerSecret = p.secret("CALLER_CLIENT_SECRET")
 	case "managed-identity", "certificate":
 		// NOTE: only the client-secret credential is built so far; the
 		// federated managed-identity credential and certificates are issue 4.
@@ -167,37 +172,22 @@ func (p *parser) guid(name string) string {
 }
 
 // url checks an absolute https URL (http only for a loopback host).
-func (p *parser) url(name, def string) string {
+func (p *parser) url(name, def string) string { return p.checkedURL(name, def, netcheck.Rules{}) }
+
+// hostURL is url without a path: a host that paths are joined onto.
+func (p *parser) hostURL(name, def string) string {
+	return p.checkedURL(name, def, netcheck.Rules{NoPath: true})
+}
+
+func (p *parser) checkedURL(name, def string, rules netcheck.Rules) string {
 	v := p.str(name, def)
 	if v == "" {
 		return ""
 	}
-	if err := checkURL(v); err != nil {
+	if _, err := netcheck.CheckURL(v, rules); err != nil {
 		p.fail(name, err.Error())
 	}
 	return v
-}
-
-func checkURL(v string) error {
-	u, err := url.Parse(v)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return errors.New("must be an absolute https URL")
-	}
-	if u.User != nil {
-		return errors.New("must not contain credentials")
-	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		return errors.New("must use https (http is allowed only for loopback hosts)")
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (p *parser) duration(name string, def, lo, hi time.Duration) time.Duration {
@@ -226,22 +216,28 @@ func (p *parser) list(name, def string) []string {
 	return out
 }
 
-// secret reads a setting that holds a secret or a Key Vault reference to one.
-func (p *parser) secret(name string, required bool) secretSetting {
+// secret reads a required setting that holds a secret or a Key Vault
+// reference to one.
+func (p *parser) secret(name string) secretSetting {
 	s := secretSetting{Name: name}
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {
-		if required {
-			p.fail(name, "is required (a Key Vault reference: @Microsoft.KeyVault(SecretUri=…))")
-		}
+		p.fail(name, "is required (a Key Vault reference: @Microsoft.KeyVault(SecretUri=…))")
 		return s
 	}
 	ref, isRef, err := secrets.ParseReference(v)
 	switch {
 	case err != nil:
 		p.fail(name, "is a malformed Key Vault reference: "+err.Error())
+	case isRef && !strings.HasPrefix(ref.VaultURL, "https://"):
+		// NOTE: stricter than ParseReference, which accepts http for a
+		// loopback vault: Key Vault tokens are only ever sent over TLS, so
+		// such a reference could never resolve.
+		p.fail(name, "is a Key Vault reference to a vault without https (tokens are sent only over TLS)")
 	case isRef:
 		s.Ref = &ref
+	case strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		p.fail(name, "must not contain spaces or control characters (is it pasted whole?)")
 	default:
 		s.Value = secrets.New(v)
 	}

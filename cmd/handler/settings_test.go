@@ -8,17 +8,21 @@ import (
 	"time"
 )
 
-// goodEnv is a complete, valid settings set. Values are placeholders, not secrets.
+// goodEnv is a complete, valid settings set. Values are placeholders, not
+// secrets, and every address is loopback: a test that forgets to override one
+// reaches nothing outside this machine.
 func goodEnv() map[string]string {
 	return map[string]string{
 		"FUNCTIONS_CUSTOMHANDLER_PORT": "7072",
 		"AZURE_TENANT_ID":              "72f988bf-86f1-41af-91ab-2d7cd011db47",
 		"API_CLIENT_ID":                "11111111-2222-3333-4444-555555555555",
-		"WEATHER_API_KEY":              "@Microsoft.KeyVault(VaultName=myvault;SecretName=weather-api-key)",
+		"AZURE_AUTHORITY_HOST":         "https://127.0.0.1:9",
+		"WEATHER_API_BASE_URL":         "http://127.0.0.1:9",
+		"WEATHER_API_KEY":              "@Microsoft.KeyVault(SecretUri=https://127.0.0.1:9/secrets/weather-api-key)",
 		"CALLER_CLIENT_ID":             "66666666-7777-8888-9999-000000000000",
 		"CALLER_CREDENTIAL":            "secret",
-		"CALLER_CLIENT_SECRET":         "@Microsoft.KeyVault(SecretUri=https://myvault.vault.azure.net/secrets/caller-secret/)",
-		"CALLER_TARGET_URL":            "https://example.azurewebsites.net/api/WeatherHttp",
+		"CALLER_CLIENT_SECRET":         "@Microsoft.KeyVault(SecretUri=https://127.0.0.1:9/secrets/caller-secret/)",
+		"CALLER_TARGET_URL":            "http://127.0.0.1:9/api/WeatherHttp",
 	}
 }
 
@@ -27,7 +31,11 @@ func getenvFrom(m map[string]string) func(string) string {
 }
 
 func TestParseSettingsDefaults(t *testing.T) {
-	s, err := parseSettings(getenvFrom(goodEnv()))
+	env := goodEnv()
+	delete(env, "AZURE_AUTHORITY_HOST")
+	delete(env, "WEATHER_API_BASE_URL")
+	env["WEATHER_API_KEY"] = "@Microsoft.KeyVault(VaultName=myvault;SecretName=weather-api-key)"
+	s, err := parseSettings(getenvFrom(env))
 	if err != nil {
 		t.Fatalf("parseSettings: %v", err)
 	}
@@ -53,6 +61,20 @@ func TestParseSettingsDefaults(t *testing.T) {
 	}
 	if s.CallerDeadline != 5*time.Minute {
 		t.Errorf("deadline without host.json = %v, want 5m", s.CallerDeadline)
+	}
+}
+
+// The default App ID URI and scope come from the parsed (lower-cased) client
+// ID: Entra writes GUIDs in lower case in aud.
+func TestParseSettingsUpperCaseClientID(t *testing.T) {
+	env := goodEnv()
+	env["API_CLIENT_ID"] = "4F2B1A67-B05D-40B4-8CBA-249594F8AFC3"
+	s, err := parseSettings(getenvFrom(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "api://4f2b1a67-b05d-40b4-8cba-249594f8afc3"; s.APIAppIDURI != want || s.CallerScope != want+"/.default" {
+		t.Errorf("App ID URI %q, scope %q; want %q and its /.default", s.APIAppIDURI, s.CallerScope, want)
 	}
 }
 
@@ -82,9 +104,13 @@ func TestParseSettingsErrors(t *testing.T) {
 		{"tenant not a GUID", map[string]string{"AZURE_TENANT_ID": "contoso.onmicrosoft.com"}, "AZURE_TENANT_ID"},
 		{"authority over http", map[string]string{"AZURE_AUTHORITY_HOST": "http://login.example.com"}, "AZURE_AUTHORITY_HOST"},
 		{"authority relative", map[string]string{"AZURE_AUTHORITY_HOST": "login.microsoftonline.com"}, "AZURE_AUTHORITY_HOST"},
+		{"authority with a path", map[string]string{"AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com/contoso"}, "AZURE_AUTHORITY_HOST"},
+		{"authority with credentials", map[string]string{"AZURE_AUTHORITY_HOST": "https://user:pw@login.example.com"}, "AZURE_AUTHORITY_HOST"},
 		{"missing API client", map[string]string{"API_CLIENT_ID": ""}, "API_CLIENT_ID"},
 		{"missing weather key", map[string]string{"WEATHER_API_KEY": ""}, "WEATHER_API_KEY"},
 		{"malformed reference", map[string]string{"WEATHER_API_KEY": "@Microsoft.KeyVault(SecretName=x)"}, "WEATHER_API_KEY"},
+		{"reference to an http vault", map[string]string{"WEATHER_API_KEY": "@Microsoft.KeyVault(SecretUri=http://127.0.0.1:8443/secrets/k)"}, "WEATHER_API_KEY"},
+		{"key with a space", map[string]string{"WEATHER_API_KEY": "abcd efgh"}, "WEATHER_API_KEY"},
 		{"weather over http", map[string]string{"WEATHER_API_BASE_URL": "http://api.openweathermap.org"}, "WEATHER_API_BASE_URL"},
 		{"ttl too short", map[string]string{"WEATHER_CACHE_TTL": "10ms"}, "WEATHER_CACHE_TTL"},
 		{"ttl not a duration", map[string]string{"WEATHER_CACHE_TTL": "ten"}, "WEATHER_CACHE_TTL"},

@@ -1,13 +1,3 @@
-// Package devstack runs the whole system offline: the real handler binary under
-// a stand-in Functions host, next to stand-ins for Entra ID, the managed-identity
-// endpoint, Key Vault and OpenWeatherMap that speak the real wire protocols
-// (DESIGN §6). The handler is configured only through ordinary settings
-// (AZURE_AUTHORITY_HOST, Key Vault reference URIs, IDENTITY_ENDPOINT,
-// WEATHER_API_BASE_URL) and trusts the stand-ins through a local CA named by
-// SSL_CERT_FILE: it has no dev mode, and nothing here weakens one of its checks.
-//
-// The same stack serves cmd/devstack (the one-command demo) and the
-// end-to-end test.
 package devstack
 
 import (
@@ -54,6 +44,11 @@ type Options struct {
 	OnTimer func(host.TimerResult)
 	// Handler is a prebuilt handler binary; empty = build ./cmd/handler.
 	Handler string
+	// BuildEnv is the environment for `go build` of the handler (the Go
+	// toolchain's own GOPATH, GOCACHE, proxy settings …); CGO_ENABLED=0 is
+	// added. Nil builds with no environment, which only works with a
+	// prebuilt Handler.
+	BuildEnv []string
 	// ParentEnv looks up this process's environment, of which the host passes
 	// only PATH, HOME and TMPDIR on to the handler (as a real host would
 	// pass its own). Nil passes nothing on.
@@ -293,9 +288,8 @@ func buildHandler(ctx context.Context, opts Options, appRoot string) error {
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dst, "./cmd/handler")
 	cmd.Dir = opts.RepoRoot
-	// The Go toolchain needs its own environment (GOPATH, GOCACHE, proxy
-	// settings); only CGO_ENABLED is ours: a static binary, as deployed.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	// Only CGO_ENABLED is ours: a static binary, as deployed.
+	cmd.Env = append(append([]string(nil), opts.BuildEnv...), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("devstack: go build ./cmd/handler: %w\n%s", err, out)
 	}

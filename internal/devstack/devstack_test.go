@@ -55,6 +55,7 @@ func TestEndToEnd(t *testing.T) {
 		Stdout:     &stdout,
 		Stderr:     &stderr,
 		ParentEnv:  os.Getenv,
+		BuildEnv:   os.Environ(),
 	})
 	if err != nil {
 		t.Fatalf("devstack.Start: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
@@ -148,13 +149,17 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("no secret in anything the handler printed", func(t *testing.T) {
 		out := stdout.String() + stderr.String()
-		for _, s := range append(st.SecretValues, goodToken, noRole) {
+		issued := st.Entra.IssuedTokens()
+		if len(issued) == 0 {
+			t.Fatal("the daemon got no token from the Entra stand-in")
+		}
+		for _, s := range append(append(st.SecretValues, goodToken, noRole), issued...) {
 			if strings.Contains(out, s) {
 				t.Errorf("handler output contains a secret or token")
 			}
 		}
 		// And the tokens' signatures, in case a log line cut one up.
-		for _, tok := range []string{goodToken, noRole} {
+		for _, tok := range append([]string{goodToken, noRole}, issued...) {
 			sig := tok[strings.LastIndexByte(tok, '.')+1:]
 			if strings.Contains(out, sig) {
 				t.Errorf("handler output contains a token signature")

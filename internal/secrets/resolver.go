@@ -230,7 +230,14 @@ func explain(vault, name string, timeout time.Duration, err error) *ResolveError
 		// left out: Reason says what matters, and Err keeps it for errors.As.
 		return e
 	case errors.As(err, &af):
-		e.Reason = "no token for the vault: " + oneLine(af.Error())
+		// NOTE: af.Error() quotes the identity endpoint's whole response,
+		// and an endpoint may echo request headers (X-IDENTITY-HEADER) in
+		// it, so only the status reaches the message.
+		e.Reason = "no token for the vault from the managed identity or Azure CLI"
+		if af.RawResponse != nil {
+			e.Reason += fmt.Sprintf(" (the token endpoint answered HTTP %d)", af.RawResponse.StatusCode)
+		}
+		e.Reason += ": in Azure check the app's identity and AZURE_CLIENT_ID; locally run az login"
 	case strings.Contains(err.Error(), "doesn't match the requested domain"):
 		e.Reason = "the vault's authentication challenge names a resource outside the vault's domain, so no token was sent (is the vault URL right?)"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -396,12 +397,31 @@ func TestResolveCredentialFailure(t *testing.T) {
 	t.Setenv("IDENTITY_HEADER", "wrong-header") // what azidentity sends from now on
 	_, err := st.resolver.Resolve(ctxT(t), mustParse(t, "@Microsoft.KeyVault(SecretUri="+st.vaultURL+"/secrets/weather-api-key)"))
 	t.Logf("error: %v", err)
-	if err == nil || !strings.Contains(err.Error(), "key vault "+st.vaultLn+": secret weather-api-key: no token for the vault: ") ||
-		!strings.Contains(err.Error(), "ManagedIdentityCredential") {
+	if err == nil || !strings.Contains(err.Error(), "key vault "+st.vaultLn+": secret weather-api-key: no token for the vault from the managed identity or Azure CLI (the token endpoint answered HTTP 400)") {
 		t.Errorf("err = %v", err)
 	}
 	if err != nil {
 		st.assertNoSecrets(t, "error", err.Error())
+	}
+}
+
+// An identity endpoint that echoes the request's headers in its error body
+// must not get X-IDENTITY-HEADER into our error text (and so into logs).
+func TestResolveCredentialFailureDoesNotEchoHeader(t *testing.T) {
+	st := newStack(t, nil, nil)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"statusCode":400,"message":"bad request, headers: %s"}`, r.Header.Get("X-Identity-Header"))
+	}))
+	defer echo.Close()
+	t.Setenv("IDENTITY_ENDPOINT", echo.URL+"/msi/token")
+	_, err := st.resolver.Resolve(ctxT(t), mustParse(t, "@Microsoft.KeyVault(SecretUri="+st.vaultURL+"/secrets/weather-api-key)"))
+	if err == nil {
+		t.Fatal("resolved with a failing identity endpoint")
+	}
+	if strings.Contains(err.Error(), st.header) {
+		t.Errorf("error text carries the identity header: %v", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +76,29 @@ type Server struct {
 
 	tokenHits atomic.Int64
 	keysHits  atomic.Int64
+
+	issuedMu sync.Mutex
+	issued   []string // access tokens the token endpoint handed out, for leak tests
+}
+
+// maxIssued bounds what IssuedTokens remembers (the oldest are dropped).
+const maxIssued = 256
+
+func (s *Server) recordIssued(tok string) {
+	s.issuedMu.Lock()
+	defer s.issuedMu.Unlock()
+	if len(s.issued) == maxIssued {
+		s.issued = s.issued[1:]
+	}
+	s.issued = append(s.issued, tok)
+}
+
+// IssuedTokens returns the access tokens the token endpoint has issued (the
+// latest 256), so that tests can prove none of them is ever printed.
+func (s *Server) IssuedTokens() []string {
+	s.issuedMu.Lock()
+	defer s.issuedMu.Unlock()
+	return append([]string(nil), s.issued...)
 }
 
 // Start generates an RSA-2048 signing key (with a self-signed certificate for

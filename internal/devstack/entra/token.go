@@ -93,6 +93,7 @@ func (s *Server) handleToken() http.Handler {
 			resp, aerr = s.issue(req)
 			if aerr == nil {
 				s.log.Info("entra: token issued", "client_id", echo(req.clientID))
+				s.recordIssued(resp.AccessToken)
 				writeJSON(w, http.StatusOK, "no-store", resp)
 				return
 			}
