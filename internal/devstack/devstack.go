@@ -23,6 +23,7 @@ import (
 	"github.com/weatherfunc/handler/internal/devstack/owm"
 	"github.com/weatherfunc/handler/internal/devstack/tlsca"
 	"github.com/weatherfunc/handler/internal/funcs"
+	"github.com/weatherfunc/handler/internal/netcheck"
 	"github.com/weatherfunc/handler/internal/secrets"
 )
 
@@ -374,7 +375,7 @@ func requireLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("devstack: address %q: %w", addr, err)
 	}
-	if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !netcheck.IsLoopback(h) {
 		return fmt.Errorf("devstack: address %q is not a loopback address", addr)
 	}
 	return nil

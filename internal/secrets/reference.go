@@ -3,9 +3,10 @@ package secrets
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
+
+	"github.com/weatherfunc/handler/internal/netcheck"
 )
 
 // Reference is a parsed App Service Key Vault reference: which secret of which
@@ -190,20 +191,10 @@ func parseSecretURI(raw string) (Reference, error) {
 	return ref, nil
 }
 
-// isLoopbackHost reports whether host (a URL's Hostname, without brackets or
-// port) is "localhost" or a loopback IP address (127.0.0.0/8, ::1). Only such
-// hosts may be reached over http, and only for them is the Key Vault SDK's
-// challenge-resource check relaxed.
-//
-// NOTE: "localhost" must match exactly (case-insensitively); "localhost." or
-// "x.localhost" do not count, since they are ordinary DNS names.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// isLoopbackHost is the project's one loopback rule (netcheck.IsLoopback).
+// Only such hosts may be reached over http, and only for them is the Key
+// Vault SDK's challenge-resource check relaxed.
+func isLoopbackHost(host string) bool { return netcheck.IsLoopback(host) }
 
 func validSecretName(s string) bool {
 	if len(s) < 1 || len(s) > 127 {
