@@ -28,7 +28,8 @@ type Claims struct {
 	NotBefore       time.Time // nbf; zero when absent
 	ExpiresAt       time.Time // exp (always present in a verified token)
 
-	hasScope bool // scp was present, even if empty
+	hasScope  bool // scp was present, even if empty
+	hasIDType bool // idtyp was present, even if empty
 }
 
 // AppOnly reports whether the token was issued to an application acting as
@@ -54,7 +55,7 @@ type wireClaims struct {
 	decoded                                  bool
 	iss, sub, aud, tid, oid, azp, appid, ver string
 	idtyp, scp                               string
-	hasAud, hasScp                           bool
+	hasAud, hasScp, hasIdtyp                 bool
 	roles                                    []string
 	exp, nbf, iat                            numericDate
 }
@@ -125,6 +126,7 @@ func (w *wireClaims) set(name string, raw json.RawMessage) error {
 		w.ver, err = jsonString(name, raw)
 	case "idtyp":
 		w.idtyp, err = jsonString(name, raw)
+		w.hasIdtyp = true
 	case "scp":
 		w.scp, err = jsonString(name, raw)
 		w.hasScp = true
@@ -181,6 +183,7 @@ func (w *wireClaims) claims() *Claims {
 		NotBefore:       w.nbf.t,
 		ExpiresAt:       w.exp.t,
 		hasScope:        w.hasScp,
+		hasIDType:       w.hasIdtyp,
 	}
 	if c.AuthorizedParty == "" {
 		c.AuthorizedParty = w.appid

@@ -17,6 +17,46 @@
 // caller is admitted. It never trusts the App Service authentication headers
 // (X-MS-CLIENT-PRINCIPAL*); the token is the only gate.
 //
+// # What it checks
+//
+// Authorization header: scheme "Bearer" in any case; no header, another
+// scheme, or a token only in the query or body → 401 without an error code;
+// "Bearer" alone, two tokens, or two Authorization headers → 400
+// invalid_request; a value longer than 16 KiB (plus 64 bytes for the scheme)
+// → 401 invalid_token before it is split or decoded.
+//
+// Token (401 invalid_token on any failure, error_description naming the
+// check): at most 16 KiB; three canonical base64url segments (no padding,
+// no set trailing bits, no standard alphabet); alg exactly RS256 (none in
+// any spelling, HS*, PS*, ES*, RS384/512 refused, whatever keys the set
+// holds); kid present, 1–128 characters of [A-Za-z0-9._-]; crit, jku, x5u,
+// jwk, x5c and nonce headers refused; claim names exact, no duplicates;
+// ver "1.0" or "2.0" selecting issuer and audience; iss byte-equal to the
+// issuer read from the tenant's v1 or v2 metadata; aud a single string equal
+// to AppIDURI (v1) or ClientID (v2); tid equal to TenantID; exp present; exp,
+// nbf, iat JSON numbers, with Leeway (≤ 5 min): refused from exp+Leeway on,
+// before nbf−Leeway or iat−Leeway; a known kid whose published per-key
+// issuer, when present, is ours; the RS256 signature by an RSA key of at
+// least 2048 bits.
+//
+// Keys: only RSA signing keys (oct, EC, non-RS256 and private keys in the
+// document are skipped); refreshed every 12 h and on an unknown kid (at most
+// once per 5 min, the first always allowed, shared by concurrent misses, a
+// request waiting at most 5 s); a failed refresh keeps the last good keys;
+// no keys yet → 503 with Retry-After, retried at least every 10 s.
+//
+// Authorization (403 insufficient_scope with scope="…"): delegated (scp
+// present or idtyp "user") needs RequiredScope in scp; app-only needs
+// RequiredRole in roles and idtyp, when present, "app"; a token without
+// azp/appid (an ID token) is refused whatever it holds.
+//
+// # What it does not check
+//
+// typ, sub, oid, the azp/appid value (logged, not matched against a list),
+// acr/amr, x5t, revocation, token binding (cnf), or whether the client is
+// allowed to call us beyond holding the role or scope. It never fetches a
+// key named by the token and never trusts X-MS-CLIENT-PRINCIPAL* headers.
+//
 // The shape follows coreos/go-oidc's verify.go: a configuration that fails
 // closed, cheap checks before the RSA verification, an injected clock and
 // exact string comparisons. Parsing and signature verification are done by

@@ -28,6 +28,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add(mint(f, k0, p.appClaims(clk), map[string]any{"kid": nil}))
 	f.Add(valid + "==")
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("eyJhbGciOiJOb05lIn0.e30.c2ln") // {"alg":"NoNe"}
+	f.Add(valid + "." + valid)            // 5 segments
+	f.Add(strings.ReplaceAll(valid, "_", "/"))
 	f.Add("..")
 	f.Add("")
 
@@ -81,12 +84,15 @@ func FuzzBearerToken(f *testing.F) {
 		}
 		tok, err := BearerToken(r)
 		if err != nil {
-			if tok != "" || !(errors.Is(err, ErrNoToken) || errors.Is(err, ErrInvalidRequest)) {
+			if tok != "" || !(errors.Is(err, ErrNoToken) || errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrInvalidToken)) {
 				t.Fatalf("BearerToken = %q, %v", tok, err)
+			}
+			if errors.Is(err, ErrInvalidToken) && (len(values) != 1 || len(values[0]) <= maxAuthorization) {
+				t.Fatalf("BearerToken(%d bytes) = %v", len(in), err)
 			}
 			return
 		}
-		if len(values) != 1 || tok == "" || strings.ContainsAny(tok, " \t,") || !strings.Contains(values[0], tok) {
+		if len(values) != 1 || tok == "" || len(values[0]) > maxAuthorization || strings.ContainsAny(tok, " \t,") || !strings.Contains(values[0], tok) {
 			t.Fatalf("BearerToken(%q) = %q", values, tok)
 		}
 	})

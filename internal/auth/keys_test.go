@@ -397,3 +397,23 @@ func TestRefreshFailuresGoToOptionsLogger(t *testing.T) {
 		t.Errorf("global logger got %q", global.String())
 	}
 }
+
+// TestScheduleBounds pins the key-loading constants to DESIGN §9 and issue
+// 3: the timers run on the real clock, so the tests above shorten or
+// trigger them rather than wait for them; this guards the values.
+func TestScheduleBounds(t *testing.T) {
+	switch {
+	case refreshInterval > 24*time.Hour:
+		t.Errorf("refreshInterval %v > 24 h", refreshInterval)
+	case retryMax > 10*time.Second:
+		t.Errorf("retryMax %v > 10 s: an empty key set must be retried at least every 10 s", retryMax)
+	case unknownKIDInterval != 5*time.Minute:
+		t.Errorf("unknownKIDInterval %v, want 5 min", unknownKIDInterval)
+	case unknownKIDWait > 5*time.Second:
+		t.Errorf("unknownKIDWait %v > 5 s", unknownKIDWait)
+	case fetchTimeout > 10*time.Second:
+		t.Errorf("fetchTimeout %v > 10 s", fetchTimeout)
+	case retryAfter != "10":
+		t.Errorf("Retry-After %q, want the 10 s retry bound", retryAfter)
+	}
+}

@@ -18,8 +18,9 @@ import (
 var retryAfter = strconv.Itoa(int(retryMax.Seconds()))
 
 // Authorize decides whether verified claims (from Verify) admit the caller.
-// An app-only token must hold RequiredRole in roles; a delegated token must
-// hold RequiredScope in scp — an app role never admits a delegated token.
+// An app-only token must hold RequiredRole in roles (and, when it carries
+// idtyp, idtyp must be "app"); a delegated token must hold RequiredScope in
+// scp — an app role never admits a delegated token.
 // A token with neither, or without azp/appid (an ID token), is refused.
 // Refusals wrap ErrInsufficientScope.
 func (v *Verifier) Authorize(c *Claims) error {
@@ -45,6 +46,12 @@ func (v *Verifier) authorize(c *Claims) (needed string, err error) {
 		return needed, fail(ErrInsufficientScope, "not an access token (no azp or appid)")
 	}
 	if c.AppOnly() {
+		// NOTE: stricter than DESIGN's app-only definition alone: when the
+		// optional idtyp claim is present it must say "app" for the role
+		// to count (an unknown token type is never promoted to a daemon).
+		if c.hasIDType && c.IDType != "app" {
+			return needed, fail(ErrInsufficientScope, "idtyp is not app")
+		}
 		if !slices.Contains(c.Roles, needed) {
 			return needed, fail(ErrInsufficientScope, "app role missing")
 		}
@@ -56,12 +63,18 @@ func (v *Verifier) authorize(c *Claims) (needed string, err error) {
 	return needed, nil
 }
 
+// maxAuthorization caps the Authorization header value: a MaxTokenSize
+// token plus the scheme and some whitespace.
+const maxAuthorization = MaxTokenSize + 64
+
 // BearerToken returns the access token of r's Authorization header
 // (RFC 6750 §2.1). The scheme matches case-insensitively. It returns
 // ErrNoToken when there is no Authorization header or it is not a Bearer
 // credential, and an error wrapping ErrInvalidRequest for "Bearer" without a
-// token, more than one token, or more than one Authorization header. A token
-// in the query or body is never looked at.
+// token, more than one token, or more than one Authorization header. A
+// header value longer than MaxTokenSize plus 64 bytes is refused with an
+// error wrapping ErrInvalidToken ("token too large") before it is looked
+// at. A token in the query or body is never looked at.
 func BearerToken(r *http.Request) (string, error) {
 	vals := r.Header.Values("Authorization")
 	switch {
@@ -69,6 +82,10 @@ func BearerToken(r *http.Request) (string, error) {
 		return "", ErrNoToken
 	case len(vals) > 1:
 		return "", fail(ErrInvalidRequest, "more than one Authorization header")
+	case len(vals[0]) > maxAuthorization:
+		// NOTE: stricter than RFC 6750, which sets no size limit: the cap
+		// applies before the header is split or the token decoded.
+		return "", invalid("token too large")
 	}
 	v := strings.Trim(vals[0], " \t")
 	if v == "" {
@@ -143,22 +160,20 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 // (X-MS-CLIENT-PRINCIPAL, -ID, -NAME, -IDP), which any client can send.
 const principalPrefix = "X-Ms-Client-Principal"
 
-// admitted returns r carrying claims and without any App Service
-// authentication header, so a downstream handler cannot be tempted by one.
+// admitted returns r carrying claims, without any App Service
+// authentication header (a downstream handler cannot be tempted by one) and
+// without the Authorization header (the token has done its job here; nothing
+// downstream can log or forward it by accident).
 func admitted(r *http.Request, c *Claims) *http.Request {
 	r2 := r.WithContext(context.WithValue(r.Context(), claimsKey{}, c))
-	var h http.Header
-	for name := range r.Header {
+	h := r.Header.Clone()
+	h.Del("Authorization")
+	for name := range h {
 		if len(name) >= len(principalPrefix) && strings.EqualFold(name[:len(principalPrefix)], principalPrefix) {
-			if h == nil {
-				h = r.Header.Clone()
-			}
 			delete(h, name)
 		}
 	}
-	if h != nil {
-		r2.Header = h
-	}
+	r2.Header = h
 	return r2
 }
 

@@ -79,14 +79,15 @@ func TestAuthorize(t *testing.T) {
 
 // gateResult is what a request through Middleware produced.
 type gateResult struct {
-	status      int
-	challenge   string
-	retryAfter  string
-	contentType string
-	problem     map[string]any
-	reached     bool
-	claims      *Claims
-	principal   string // X-MS-CLIENT-PRINCIPAL-NAME as next saw it
+	status        int
+	challenge     string
+	retryAfter    string
+	contentType   string
+	problem       map[string]any
+	reached       bool
+	claims        *Claims
+	principal     string // X-MS-CLIENT-PRINCIPAL-NAME as next saw it
+	authorization string // Authorization as next saw it
 }
 
 func through(t *testing.T, v *Verifier, r *http.Request) gateResult {
@@ -96,6 +97,7 @@ func through(t *testing.T, v *Verifier, r *http.Request) gateResult {
 		res.reached = true
 		res.claims, _ = ClaimsFrom(r.Context())
 		res.principal = r.Header.Get("X-MS-CLIENT-PRINCIPAL-NAME")
+		res.authorization = r.Header.Get("Authorization")
 		w.WriteHeader(http.StatusOK)
 	})
 	rec := httptest.NewRecorder()
@@ -211,6 +213,13 @@ func TestMiddleware(t *testing.T) {
 		res := through(t, v, get("Authorization", "Bearer "+app, "X-MS-CLIENT-PRINCIPAL-NAME", "admin"))
 		if res.status != 200 || res.principal != "" {
 			t.Errorf("status %d, next saw X-MS-CLIENT-PRINCIPAL-NAME %q", res.status, res.principal)
+		}
+	})
+
+	t.Run("the token does not travel past the gate", func(t *testing.T) {
+		res := through(t, v, get("Authorization", "Bearer "+app))
+		if res.status != 200 || res.authorization != "" {
+			t.Errorf("status %d, next saw an Authorization header", res.status)
 		}
 	})
 

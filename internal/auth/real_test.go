@@ -125,6 +125,32 @@ func TestC06_RealAppOnlyTokenWithoutRole(t *testing.T) {
 		t.Errorf("WWW-Authenticate = %q\nwant %q", res.challenge, want)
 	}
 
+	// The same token with one byte in the middle of its signature changed:
+	// still canonical base64url, so this is a real RSA verification
+	// failure, refused with 401.
+	t.Run("one signature byte changed", func(t *testing.T) {
+		h, pl, sig := segments(raw)
+		sb, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb[len(sb)/2] ^= 0x01
+		tampered := h + "." + pl + "." + base64.RawURLEncoding.EncodeToString(sb)
+		if tampered == raw {
+			t.Fatal("token unchanged")
+		}
+		if _, err := v.Verify(ctx, tampered); !errors.Is(err, ErrInvalidToken) || Reason(err) != "signature invalid" {
+			t.Fatalf("Verify(tampered) = %v, want ErrInvalidToken: signature invalid", err)
+		}
+		r := httptest.NewRequest(http.MethodGet, "/api/WeatherHttp?city=London", nil)
+		r.Header.Set("Authorization", "Bearer "+tampered)
+		res := through(t, v, r)
+		want := `Bearer realm="api://` + tc.Aud + `", error="invalid_token", error_description="signature invalid"`
+		if res.status != http.StatusUnauthorized || res.reached || res.challenge != want {
+			t.Errorf("Middleware: status %d, reached %v, WWW-Authenticate %q; want 401 %q", res.status, res.reached, res.challenge, want)
+		}
+	})
+
 	// The same token is refused at other times and by another API.
 	for _, tt := range []struct {
 		name   string
