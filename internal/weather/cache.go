@@ -13,6 +13,7 @@ import (
 type entry struct {
 	key        string
 	body       []byte // our JSON for the observation, encoded once at store time; nil when notFound
+	etag       string // strong entity tag of body (see entityTag); "" when notFound
 	notFound   bool   // a negative entry: the provider knows no such location
 	stored     time.Time
 	expires    time.Time // fresh until

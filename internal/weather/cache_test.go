@@ -16,10 +16,11 @@ import (
 	"github.com/weatherfunc/handler/internal/secrets"
 )
 
-// TestSingleflight: N concurrent misses for one key make one upstream call,
-// counted by the stand-in itself.
+// TestSingleflight: 100 concurrent misses for one key (spelled five ways,
+// GET and HEAD mixed) make exactly one upstream call, counted by the
+// stand-in itself; every caller gets the same reply.
 func TestSingleflight(t *testing.T) {
-	const n = 50
+	const n = 100
 	key := testKey(t)
 	stand := owm.New(owm.Options{APIKey: key})
 	release := make(chan struct{})
@@ -37,7 +38,13 @@ func TestSingleflight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			recs[i] = do(s, "city="+cities[i%len(cities)])
+			method := http.MethodGet
+			if i%10 == 9 {
+				method = http.MethodHead // joins the same flight
+			}
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, httptest.NewRequest(method, Path+"?city="+cities[i%len(cities)], nil))
+			recs[i] = rec
 		}()
 	}
 	waitWaiters(t, s, Query{City: "London", Units: Metric, Lang: "en"}.cacheKey(), n)
@@ -54,8 +61,12 @@ func TestSingleflight(t *testing.T) {
 		t.Errorf("UpstreamCalls() = %d, want 1", got)
 	}
 	for i, rec := range recs {
-		if rec.Code != 200 || rec.Body.String() != recs[0].Body.String() {
-			t.Errorf("request %d: status %d, body %s", i, rec.Code, rec.Body)
+		wantBody := recs[0].Body.String()
+		if i%10 == 9 {
+			wantBody = "" // HEAD
+		}
+		if rec.Code != 200 || rec.Body.String() != wantBody || rec.Header().Get("ETag") != recs[0].Header().Get("ETag") {
+			t.Errorf("request %d: status %d, ETag %q, body %s", i, rec.Code, rec.Header().Get("ETag"), rec.Body)
 		}
 	}
 	// Afterwards it is a plain hit.

@@ -15,16 +15,25 @@
 //     stale answers when the upstream fails, a short negative cache for
 //     unknown locations, and care for OpenWeatherMap's limits (a client-side
 //     rate limiter and a pause after an upstream 429);
-//   - the Cache-Status (RFC 9211) and Age headers that report what the cache did.
+//   - the Cache-Status (RFC 9211) and Age headers that report what the cache did;
+//   - HTTP semantics of the operation: GET and HEAD only, a strong ETag per
+//     observation with If-None-Match → 304, and Cache-Control: private with a
+//     max-age that ends when the cache entry's freshness does.
+//
+// The contract is documented in api/openapi.json (OpenAPI 3.1) at the root of
+// the module, and the choices made where DESIGN is silent in api/README.md; a
+// test checks every golden reply and every problem this package writes
+// against that file.
 //
 // Replies. 200 carries our JSON (Content-Type application/json;
-// charset=utf-8). Errors are problem+json whose type is
+// charset=utf-8), ETag and Cache-Control; 304 the same headers without a
+// body. Errors are problem+json whose type is
 // https://weatherfunc.dev/problems/<slug>:
 //
 //	400 invalid-params         bad input (invalid-params names each parameter), or the provider refused the location
 //	404 location-not-found     the provider knows no such location (remembered for NotFoundTTL)
 //	405 method-not-allowed     not GET or HEAD (Allow: GET, HEAD)
-//	502 upstream-credentials   the provider rejected our key (no detail to clients; an Error log line)
+//	502 upstream-credentials   the provider rejected our key (no detail to clients; an Error log line; OnCredentialsRejected)
 //	502 upstream-failed        provider 5xx, unexpected status, unusable body, network failure
 //	503 weather-unavailable    the key is not resolved yet (Retry-After)
 //	503 upstream-rate-limited  provider 429, its Retry-After not yet passed, or our own rate limit (Retry-After)

@@ -39,6 +39,10 @@ const (
 // keyRetryAfter is the Retry-After we advise while the API key is not available.
 const keyRetryAfter = 5 * time.Second
 
+// CredentialsRecheckInterval is the least time between two calls of
+// Options.OnCredentialsRejected.
+const CredentialsRecheckInterval = time.Minute
+
 // Options configures a Service. The zero value of every field but APIKey is
 // useful.
 type Options struct {
@@ -74,6 +78,13 @@ type Options struct {
 	// UpstreamTimeout bounds each upstream call, whatever HTTPClient's own
 	// timeout. Default and maximum DefaultUpstreamTimeout (DESIGN §9).
 	UpstreamTimeout time.Duration
+	// OnCredentialsRejected, when set, is called when the provider answers
+	// 401 to our key, so that the owner can read the key again (it may have
+	// been rotated in Key Vault) and Set the new value on APIKey. It is
+	// called at most once per CredentialsRecheckInterval, on the goroutine
+	// of the upstream call: it must return quickly (start the re-read
+	// elsewhere).
+	OnCredentialsRejected func()
 	// Logger receives operational lines (never the key). Nil discards.
 	// A logger in the request context (logctx) takes precedence.
 	Logger *slog.Logger
@@ -103,6 +114,10 @@ type Service struct {
 
 	pauseMu sync.Mutex
 	paused  time.Time // no upstream call before this (after an upstream 429)
+
+	onRejected   func()
+	rejectMu     sync.Mutex
+	lastRejected time.Time // when onRejected was last called
 
 	upstreamCalls atomic.Int64
 }
@@ -198,6 +213,7 @@ func New(opts Options) (*Service, error) {
 		cache:           newLRU(size),
 		limiter:         rate.NewLimiter(rate.Limit(float64(rpm)/60), max(1, rpm/10)),
 		flights:         make(map[string]*flight),
+		onRejected:      opts.OnCredentialsRejected,
 	}, nil
 }
 
@@ -397,7 +413,7 @@ func (s *Service) load(ctx context.Context, key string, q Query) (*entry, *Error
 		return nil, upstreamError(err)
 	}
 	now = s.now()
-	e := &entry{key: key, body: body, stored: now, expires: now.Add(s.ttl), staleUntil: now.Add(s.ttl + s.maxStale)}
+	e := &entry{key: key, body: body, etag: entityTag(body), stored: now, expires: now.Add(s.ttl), staleUntil: now.Add(s.ttl + s.maxStale)}
 	s.cache.put(e)
 	log.Debug("weather: upstream observation stored", "query", q.String())
 	return e, nil
@@ -442,5 +458,23 @@ func (s *Service) pauseUntil(t time.Time) {
 	defer s.pauseMu.Unlock()
 	if t.After(s.paused) {
 		s.paused = t
+	}
+}
+
+// credentialsRejected tells the owner that the provider refused our key, at
+// most once per CredentialsRecheckInterval.
+func (s *Service) credentialsRejected() {
+	if s.onRejected == nil {
+		return
+	}
+	now := s.now()
+	s.rejectMu.Lock()
+	due := s.lastRejected.IsZero() || now.Sub(s.lastRejected) >= CredentialsRecheckInterval
+	if due {
+		s.lastRejected = now
+	}
+	s.rejectMu.Unlock()
+	if due {
+		s.onRejected()
 	}
 }

@@ -73,6 +73,7 @@ func (s *Service) fetch(ctx context.Context, key string, q Query) (*Observation,
 	case st == http.StatusBadRequest:
 		return nil, badLocationError(badLocationParams(q, parseError(body).Message))
 	case st == http.StatusUnauthorized:
+		s.credentialsRejected()
 		return nil, credentialsError()
 	case st == http.StatusTooManyRequests:
 		retry := retryAfter(resp.Header.Get("Retry-After"), s.now())
