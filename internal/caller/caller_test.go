@@ -192,7 +192,7 @@ func (e *env) tokenSource(t *testing.T, mutate func(*MSALOptions)) *MSALTokenSou
 
 func (e *env) daemon(t *testing.T, ts TokenSource, cities ...string) *Daemon {
 	t.Helper()
-	d, err := New(Options{TargetURL: e.apiURL, Cities: cities, Tokens: ts, HTTPClient: e.ca.Client(), Logger: e.logger})
+	d, err := New(Options{TargetURL: e.apiURL, Cities: cities, Tokens: ts, HTTPClient: e.ca.Client(), Logger: e.logger, Sleep: noSleep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,6 +463,9 @@ func TestAPIRefusesToken(t *testing.T) {
 	}
 }
 
+// noSleep is an Options.Sleep that does not wait.
+func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
 type staticTokens string
 
 func (s staticTokens) Token(context.Context) (secrets.Secret, error) {
@@ -476,7 +479,7 @@ func TestAPIUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	d, err := New(Options{TargetURL: "http://" + addr + "/api/WeatherHttp", Cities: []string{"London"}, Tokens: staticTokens("tok")})
+	d, err := New(Options{TargetURL: "http://" + addr + "/api/WeatherHttp", Cities: []string{"London"}, Tokens: staticTokens("tok"), Sleep: noSleep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,7 +593,7 @@ func TestInjectedClockAndContextLogger(t *testing.T) {
 	e := newEnv(t)
 	clock := &stepClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), step: 10 * time.Millisecond}
 	d, err := New(Options{TargetURL: e.apiURL + "?units=metric", Cities: []string{"London", "Atlantis"}, Tokens: e.tokenSource(t, nil),
-		HTTPClient: e.ca.Client(), Now: clock.Now, Concurrency: 1})
+		HTTPClient: e.ca.Client(), Now: clock.Now, Concurrency: 1, Sleep: noSleep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,10 +605,12 @@ func TestInjectedClockAndContextLogger(t *testing.T) {
 			t.Errorf("%s latency %v, want one clock step", c.City, c.Latency)
 		}
 	}
-	if r.Duration != 50*time.Millisecond {
-		t.Errorf("duration %v, want 5 clock steps", r.Duration)
+	// Readings: tick start, token done, and per city its start and the
+	// request's start and end; then the tick's end.
+	if r.Duration != 80*time.Millisecond {
+		t.Errorf("duration %v, want 8 clock steps", r.Duration)
 	}
-	if s := r.Summary(); s["duration_ms"] != int64(50) {
+	if s := r.Summary(); s["duration_ms"] != int64(80) || s["token_ms"] != int64(10) {
 		t.Errorf("duration_ms = %v", s["duration_ms"])
 	}
 	logs := buf.String()
@@ -617,7 +622,7 @@ func TestInjectedClockAndContextLogger(t *testing.T) {
 func TestConcurrencyKeepsOrder(t *testing.T) {
 	e := newEnv(t)
 	cities := []string{"London", "Atlantis", "Paris", "London", "Atlantis", "Paris", "London"}
-	d, err := New(Options{TargetURL: e.apiURL, Cities: cities, Tokens: e.tokenSource(t, nil), HTTPClient: e.ca.Client(), Concurrency: 3})
+	d, err := New(Options{TargetURL: e.apiURL, Cities: cities, Tokens: e.tokenSource(t, nil), HTTPClient: e.ca.Client(), Concurrency: 3, Sleep: noSleep})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,19 @@
 // authority host is not a Microsoft cloud (case C09), telling configuration
 // errors (AADSTS invalid_client, invalid_scope, unauthorized_client,
 // invalid_resource, unknown tenant) apart from transient ones and naming the
-// setting to fix, and reading the API's JSON replies.
+// setting to fix, retrying transient failures of the token request and of
+// each API call (network errors, 408, 429, 5xx) with full-jitter exponential
+// backoff and Retry-After inside the tick's deadline (RetryPolicy), sharing
+// one token request among concurrent callers, calling cities with bounded
+// concurrency, starting a trace for a tick the host sent none for, and
+// reading the API's JSON replies.
 //
 // What it does not own: the timer protocol of the Functions host (package
 // funcs turns a Report into the invocation reply), reading settings (cmd/handler),
 // resolving the secret (package secrets), and validating tokens (the API side).
-// Retries with backoff are not done yet; TokenError.Permanent and ErrConfig say
-// which failures a retry could help.
+// Configuration errors (ErrConfig) and the API's 401 and 403 are never
+// retried. MSAL's confidential client makes one HTTP request per attempt (it
+// has no retry of its own), so attempts are not multiplied.
 //
 // The access token and the client secret never appear in a log line, an error
 // or a Report: tokens are secrets.Secret values, MSAL's errors (whose text

@@ -12,8 +12,14 @@ type CityResult struct {
 	City string
 	// Status is the API's HTTP status; 0 when it was not reached.
 	Status int
-	// Latency is the time from sending the request to reading the reply.
+	// Latency is the time from sending the (last attempt's) request to
+	// reading its reply.
 	Latency time.Duration
+	// Attempts is how many requests were made (0 when the city was not
+	// called); Elapsed is the time from the first to the end of the last,
+	// waits included, when there was more than one.
+	Attempts int
+	Elapsed  time.Duration
 	// Temperature is the current temperature in Units; nil when not reported.
 	Temperature *float64
 	// Units, Conditions and Country are as the API reported them.
@@ -31,6 +37,11 @@ type Report struct {
 	Results []CityResult
 	// TokenErr is why no token could be had (then no city was called).
 	TokenErr error
+	// TokenAttempts is how many token acquisitions were made (each one is
+	// answered from MSAL's cache while the token is fresh); TokenDuration is
+	// how long getting the token took, retries included.
+	TokenAttempts int
+	TokenDuration time.Duration
 	// Duration is the whole tick's duration.
 	Duration time.Duration
 }
@@ -54,11 +65,15 @@ func (c CityResult) line() string {
 	if c.Country != "" {
 		name += ", " + c.Country
 	}
+	tries := ""
+	if c.Attempts > 1 {
+		tries = fmt.Sprintf(", %d attempts in %s", c.Attempts, ms(c.Elapsed))
+	}
 	if c.Err != nil {
-		if c.Status == 0 && c.Latency == 0 {
+		if c.Status == 0 && c.Latency == 0 && c.Attempts <= 1 {
 			return fmt.Sprintf("%s: FAILED: %s", name, c.Err)
 		}
-		return fmt.Sprintf("%s: FAILED: %s (%s)", name, c.Err, ms(c.Latency))
+		return fmt.Sprintf("%s: FAILED: %s (%s%s)", name, c.Err, ms(c.Latency), tries)
 	}
 	weather := "no temperature"
 	if c.Temperature != nil {
@@ -67,7 +82,7 @@ func (c CityResult) line() string {
 	if c.Conditions != "" {
 		weather += ", " + c.Conditions
 	}
-	return fmt.Sprintf("%s: %s (HTTP %d, %s)", name, weather, c.Status, ms(c.Latency))
+	return fmt.Sprintf("%s: %s (HTTP %d, %s%s)", name, weather, c.Status, ms(c.Latency), tries)
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
@@ -102,10 +117,14 @@ func (r Report) Succeeded() int {
 // could be had).
 func (r Report) Failed() int { return len(r.Results) - r.Succeeded() }
 
-// Summary is the tick's ReturnValue for the Functions host: counts, the
-// duration, whether a token was had, and each city's short outcome.
+// Summary is the tick's ReturnValue for the Functions host: counts (cities,
+// succeeded, failed, retried), durations (the tick's, the token's, the
+// slowest city's), whether a token was had, and each city's short outcome
+// with its attempts and latency.
 func (r Report) Summary() map[string]any {
 	cities := make([]map[string]any, 0, len(r.Results))
+	retried := 0
+	var slowest time.Duration
 	for _, c := range r.Results {
 		m := map[string]any{"city": c.City, "ok": c.Err == nil}
 		if c.Status != 0 {
@@ -114,6 +133,14 @@ func (r Report) Summary() map[string]any {
 		if c.Status != 0 || c.Latency != 0 {
 			m["latency_ms"] = c.Latency.Milliseconds()
 		}
+		if c.Attempts > 0 {
+			m["attempts"] = c.Attempts
+		}
+		if c.Attempts > 1 {
+			m["elapsed_ms"] = c.Elapsed.Milliseconds()
+			retried++
+		}
+		slowest = max(slowest, c.Latency, c.Elapsed)
 		if c.Temperature != nil {
 			m["temperature"] = *c.Temperature
 			m["units"] = c.Units
@@ -124,12 +151,16 @@ func (r Report) Summary() map[string]any {
 		cities = append(cities, m)
 	}
 	s := map[string]any{
-		"cities":      len(r.Results),
-		"succeeded":   r.Succeeded(),
-		"failed":      r.Failed(),
-		"duration_ms": r.Duration.Milliseconds(),
-		"token_ok":    r.TokenErr == nil,
-		"results":     cities,
+		"cities":          len(r.Results),
+		"succeeded":       r.Succeeded(),
+		"failed":          r.Failed(),
+		"retried":         retried,
+		"duration_ms":     r.Duration.Milliseconds(),
+		"token_ms":        r.TokenDuration.Milliseconds(),
+		"token_attempts":  r.TokenAttempts,
+		"slowest_city_ms": slowest.Milliseconds(),
+		"token_ok":        r.TokenErr == nil,
+		"results":         cities,
 	}
 	if r.TokenErr != nil {
 		s["token_error"] = r.TokenErr.Error()

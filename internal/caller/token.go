@@ -16,6 +16,7 @@ import (
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/weatherfunc/handler/internal/secrets"
 )
@@ -65,6 +66,8 @@ type MSALTokenSource struct {
 	mu        sync.Mutex
 	client    *confidential.Client
 	builtWith secrets.Secret
+
+	flight singleflight.Group
 }
 
 // microsoftHosts are the authority hosts of Microsoft's clouds, for which
@@ -136,7 +139,37 @@ func (m *MSALTokenSource) InstanceDiscovery() bool { return m.discovery }
 // before it expires and the authority sees one request per token lifetime
 // (case C10; AcquireTokenSilent is not used: without an account it fails for
 // confidential clients).
+//
+// Concurrent calls share one acquisition (MSAL's cache does not stop
+// concurrent misses from each asking the authority). The shared request
+// runs with the first caller's context values (its trace) and deadline, but
+// is not cancelled when that caller gives up; each caller waits only as
+// long as its own ctx allows. Token makes one attempt: MSAL's confidential
+// client does not retry by itself (only its managed-identity client does),
+// and the Daemon retries transient failures.
 func (m *MSALTokenSource) Token(ctx context.Context) (secrets.Secret, error) {
+	ch := m.flight.DoChan("token", func() (any, error) {
+		sctx := context.WithoutCancel(ctx)
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithDeadline(sctx, dl)
+			defer cancel()
+		}
+		return m.acquire(sctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return secrets.Secret{}, r.Err
+		}
+		return r.Val.(secrets.Secret), nil
+	case <-ctx.Done():
+		return secrets.Secret{}, fmt.Errorf("caller: token request: %w", ctx.Err())
+	}
+}
+
+// acquire makes one token acquisition through MSAL.
+func (m *MSALTokenSource) acquire(ctx context.Context) (secrets.Secret, error) {
 	c, err := m.msalClient()
 	if err != nil {
 		return secrets.Secret{}, err
@@ -202,6 +235,8 @@ type TokenError struct {
 	// Setting names the setting to fix (CALLER_CLIENT_SECRET, CALLER_CLIENT_ID,
 	// CALLER_SCOPE, AZURE_TENANT_ID) for configuration errors; "" otherwise.
 	Setting string
+
+	retryAfter string // the reply's Retry-After header
 }
 
 // Error implements error.
@@ -261,7 +296,7 @@ const maxErrorBody = 64 << 10
 func classify(err error) error {
 	var ce msalerrors.CallErr
 	if errors.As(err, &ce) && ce.Resp != nil {
-		te := &TokenError{Status: ce.Resp.StatusCode}
+		te := &TokenError{Status: ce.Resp.StatusCode, retryAfter: ce.Resp.Header.Get("Retry-After")}
 		if ce.Resp.Body != nil {
 			raw, _ := io.ReadAll(io.LimitReader(ce.Resp.Body, maxErrorBody))
 			ce.Resp.Body = io.NopCloser(bytes.NewReader(raw))

@@ -108,9 +108,9 @@ func (e *APIError) Error() string {
 	var what string
 	switch {
 	case e.Status == http.StatusUnauthorized:
-		what = "the API refused the token"
+		what = "the API refused the token, not retried: check that CALLER_SCOPE names the API (API_APP_ID_URI) and AZURE_TENANT_ID is the API's tenant"
 	case e.Status == http.StatusForbidden:
-		what = "the token lacks the API's app role: grant it to CALLER_CLIENT_ID"
+		what = "the token lacks the API's app role, not retried: grant the role (API_REQUIRED_ROLE) to CALLER_CLIENT_ID"
 	case e.Status == http.StatusNotFound:
 		what = "unknown city"
 	case e.Status == http.StatusTooManyRequests:

@@ -30,6 +30,11 @@ type Binding struct {
 	AuthLevel string   // httpTrigger: "anonymous", "function", "admin"
 	Methods   []string // httpTrigger: allowed methods as written ("get"); empty allows all
 	Route     string   // httpTrigger: route template under the route prefix; empty = the function name
+	// RunOnStartup (timerTrigger) asks for one run when the host starts.
+	RunOnStartup bool
+	// UseMonitor (timerTrigger) keeps the schedule status so that a missed
+	// occurrence runs late with IsPastDue; nil means the host's default (on).
+	UseMonitor *bool
 }
 
 // Function is one function folder: its name (the folder's) and bindings.
@@ -222,6 +227,9 @@ func parseFunction(name string, b []byte) (Function, error) {
 			AuthLevel string   `json:"authLevel"`
 			Methods   []string `json:"methods"`
 			Route     string   `json:"route"`
+
+			RunOnStartup bool  `json:"runOnStartup"`
+			UseMonitor   *bool `json:"useMonitor"`
 		} `json:"bindings"`
 	}
 	if err := json.Unmarshal(b, &wire); err != nil {

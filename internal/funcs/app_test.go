@@ -42,7 +42,7 @@ func TestLoadApp(t *testing.T) {
 		"WeatherHttp/function.json": `{"bindings":[
 			{"authLevel":"anonymous","type":"httpTrigger","direction":"in","name":"req","methods":["get"]},
 			{"type":"http","direction":"out","name":"res"}]}`,
-		"CallerTimer/function.json": `{"bindings":[{"name":"myTimer","type":"timerTrigger","direction":"in","schedule":"0 */5 * * * *"}]}`,
+		"CallerTimer/function.json": `{"bindings":[{"name":"myTimer","type":"timerTrigger","direction":"in","schedule":"0 */5 * * * *","runOnStartup":true,"useMonitor":false}]}`,
 		"cmd/handler/main.go":       "package main",
 		".git/function.json":        "not a function",
 	})
@@ -57,8 +57,9 @@ func TestLoadApp(t *testing.T) {
 	if d, err := cfg.Timeout(); err != nil || d != 5*time.Minute {
 		t.Errorf("Timeout() = %v, %v", d, err)
 	}
+	off := false
 	want := []Function{
-		{Name: "CallerTimer", Bindings: []Binding{{Type: "timerTrigger", Direction: "in", Name: "myTimer", Schedule: "0 */5 * * * *"}}},
+		{Name: "CallerTimer", Bindings: []Binding{{Type: "timerTrigger", Direction: "in", Name: "myTimer", Schedule: "0 */5 * * * *", RunOnStartup: true, UseMonitor: &off}}},
 		{Name: "WeatherHttp", Bindings: []Binding{
 			{Type: "httpTrigger", Direction: "in", Name: "req", AuthLevel: "anonymous", Methods: []string{"get"}},
 			{Type: "http", Direction: "out", Name: "res"}}},

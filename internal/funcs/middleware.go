@@ -10,6 +10,7 @@ import (
 
 	"github.com/weatherfunc/handler/internal/logctx"
 	"github.com/weatherfunc/handler/internal/problem"
+	"github.com/weatherfunc/handler/internal/tracing"
 )
 
 // HeaderInvocationID carries the host's invocation ID, on timer invocations
@@ -24,7 +25,11 @@ const maxInvocationIDLen = 128
 
 // WithInvocation is the middleware around every function route. It puts a
 // logger carrying invocation_id (from X-Azure-Functions-InvocationId) and
-// function into the request context (logctx.With), and turns a panic into a
+// function into the request context (logctx.With), reads the W3C trace
+// context (traceparent, tracestate) into the request context
+// (tracing.WithSpan) and adds trace_id to that logger when the header is
+// valid (an invalid one is ignored, as the specification says), and turns a
+// panic into a
 // 500 with the stack logged: an InvocationResponse for POST /<Fn>, an
 // application/problem+json reply for /api/... (what the caller of the API
 // sees). function names the function; when empty it is the last element of
@@ -43,7 +48,12 @@ func WithInvocation(logger *slog.Logger, function string, next http.Handler) htt
 			id = id[:maxInvocationIDLen]
 		}
 		l := logger.With(slog.String("invocation_id", id), slog.String("function", fn))
-		r = r.WithContext(logctx.With(r.Context(), l))
+		ctx := r.Context()
+		if sc, ok := tracing.FromRequest(r); ok {
+			ctx = tracing.WithSpan(ctx, sc)
+			l = l.With(slog.String("trace_id", sc.TraceIDString()))
+		}
+		r = r.WithContext(logctx.With(ctx, l))
 		tw := &trackingWriter{ResponseWriter: w}
 		defer func() {
 			v := recover()

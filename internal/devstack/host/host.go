@@ -77,19 +77,25 @@ type Options struct {
 	// Now is the clock for timer payloads, schedules and log stamps:
 	// time.Now when nil.
 	Now func() time.Time
+	// StateDir keeps each timer's schedule status (Last, Next, LastUpdated)
+	// between runs of the host, as the real host keeps it in a blob of host
+	// storage: on start, a timer whose Next passed while no host ran fires
+	// once with IsPastDue true. Default <AppRoot>/.devstack-host.
+	StateDir string
 }
 
 // Host is a running stand-in for the Azure Functions host around one
 // handler process.
 type Host struct {
-	opts    Options
-	cfg     funcs.HostConfig
-	fns     []*function // sorted by name
-	timeout time.Duration
-	exe     string
-	workDir string
-	appRoot string
-	log     *sink
+	opts     Options
+	cfg      funcs.HostConfig
+	fns      []*function // sorted by name
+	timeout  time.Duration
+	exe      string
+	workDir  string
+	appRoot  string
+	stateDir string
+	log      *sink
 
 	ln        net.Listener
 	srv       *http.Server
@@ -185,10 +191,21 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	if err := h.resolveExecutable(); err != nil {
 		return nil, err
 	}
+	h.stateDir = opts.StateDir
+	if h.stateDir == "" {
+		h.stateDir = filepath.Join(appRoot, DefaultStateDir)
+	}
 	for _, f := range list {
 		fn, err := h.newFunction(f)
 		if err != nil {
 			return nil, err
+		}
+		if fn.kind == kindTimer && fn.monitored() {
+			if st, err := h.loadStatus(fn); err != nil {
+				h.log.errorf("%v; starting without it", err)
+			} else {
+				fn.status = st
+			}
 		}
 		h.fns = append(h.fns, fn)
 	}

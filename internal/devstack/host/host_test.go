@@ -468,6 +468,32 @@ func TestTimerTimeout(t *testing.T) {
 	if !tr.Failed || !strings.Contains(tr.Reason, "Timeout value of 00:00:00.5 was exceeded by function: Functions.TimerSlow") {
 		t.Errorf("result = %+v", tr)
 	}
+	// functionTimeout is enforced by recycling the handler: killed, started
+	// afresh (not counted as a failure), and serving again.
+	ready := func(n int) func() bool {
+		return func() bool {
+			return strings.Count(s.stdout.String(), "Handler ready on port") == n && s.h.handlerReady()
+		}
+	}
+	eventually(t, "the restarted handler", ready(2))
+	if !strings.Contains(s.stderr.String(), "A function timeout has occurred. Host is shutting down.") ||
+		!strings.Contains(s.stdout.String(), "Restarting the handler after a function timeout") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
+	}
+	if tr, err := s.h.FireTimer(context.Background(), "CallerTimer", false); err != nil || tr.Failed {
+		t.Errorf("after the restart: %+v, %v", tr, err)
+	}
+	for i := range maxFailures { // timeouts never stop the host
+		if tr, err := s.h.FireTimer(context.Background(), "TimerSlow", false); err != nil || !strings.Contains(tr.Reason, "Timeout value") {
+			t.Fatalf("TimerSlow = %+v, %v", tr, err)
+		}
+		eventually(t, "the handler back", ready(3+i))
+	}
+	select {
+	case <-s.h.done:
+		t.Errorf("the host gave up after timeouts: %v", s.h.Wait())
+	default:
+	}
 }
 
 func TestTimerSchedule(t *testing.T) {

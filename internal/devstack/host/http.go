@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -267,6 +268,10 @@ func (h *Host) forward(w http.ResponseWriter, r *http.Request, fn *function) {
 	h.log.hostf("Executing 'Functions.%s' (Reason='This function was programmatically called via the host APIs.', Id=%s)", fn.Name, st.id)
 	start := h.opts.Now()
 	h.proxy.ServeHTTP(&verbatimWriter{ResponseWriter: w}, r.WithContext(ctx))
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
+		st.failed = true
+		h.recycle(fn)
+	}
 	outcome := "Succeeded"
 	if st.failed {
 		outcome = "Failed"

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,6 +22,9 @@ type process struct {
 	exited chan struct{}
 	err    error // the exit status, valid once exited is closed
 	tail   *tail
+	// timedOut is set when the host killed the process for a function
+	// timeout: it is restarted without counting as a failure.
+	timedOut atomic.Bool
 }
 
 // launch starts the handler on a free port and waits until it answers GET /.
@@ -178,10 +182,14 @@ func (h *Host) supervise(p *process) {
 			h.finish(nil)
 			return
 		}
-		h.log.errorf("Handler exited (%v)%s", p.err, p.tail.suffix())
-		if fail(h.opts.Now()) {
-			h.finish(fmt.Errorf("host: handler failed %d times within %v; last: %v%s", maxFailures, failureWindow, p.err, p.tail.suffix()))
-			return
+		if p.timedOut.Load() {
+			h.log.hostf("Restarting the handler after a function timeout")
+		} else {
+			h.log.errorf("Handler exited (%v)%s", p.err, p.tail.suffix())
+			if fail(h.opts.Now()) {
+				h.finish(fmt.Errorf("host: handler failed %d times within %v; last: %v%s", maxFailures, failureWindow, p.err, p.tail.suffix()))
+				return
+			}
 		}
 		for {
 			np, err := h.launch(h.ctx)

@@ -121,12 +121,22 @@ func (h *Host) fireTimer(ctx context.Context, fn *function, pastDue bool, fired 
 		return TimerResult{}, fmt.Errorf("host: encode timer invocation: %w", err)
 	}
 
-	h.log.hostf("Executing 'Functions.%s' (Reason='Timer fired at %s', Id=%s)", fn.Name, formatDotnet(fired), id)
+	reason := "Timer fired at " + formatDotnet(fired)
+	if pastDue {
+		reason = "IsPastDue"
+	}
+	h.log.hostf("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.Name, reason, id)
 	reply := h.invoke(ictx, fn, id, body)
 	end := h.opts.Now()
+	st = &timerStatus{last: fired, next: h.nextFire(fn, end), updated: end}
 	fn.statusMu.Lock()
-	fn.status = &timerStatus{last: fired, next: h.nextFire(fn, end), updated: end}
+	fn.status = st
 	fn.statusMu.Unlock()
+	if fn.monitored() {
+		if err := h.saveStatus(fn, *st); err != nil {
+			h.log.errorf("%v", err)
+		}
+	}
 	h.logOutcome(fn, id, reply, end.Sub(start))
 
 	tr := TimerResult{
@@ -159,9 +169,25 @@ func (h *Host) nextFire(fn *function, t time.Time) time.Time {
 
 // runTimer fires fn on its schedule until Close. Each run starts only after
 // the previous one finished; occurrences missed meanwhile are skipped, as
-// the host does.
+// the host does. At start it first runs fn once when function.json sets
+// runOnStartup, or when the schedule status kept from an earlier run says
+// an occurrence was missed while no host ran (then with IsPastDue true; one
+// run covers both, as in the host's TimerListener).
 func (h *Host) runTimer(fn *function) {
 	defer h.wg.Done()
+	now := h.opts.Now()
+	fn.statusMu.Lock()
+	st := fn.status
+	fn.statusMu.Unlock()
+	pastDue := fn.monitored() && st != nil && !st.next.IsZero() && st.next.Before(now)
+	if pastDue || fn.trigger.RunOnStartup {
+		if pastDue {
+			h.log.hostf("Functions.%s: the occurrence due at %s was missed; running it now (IsPastDue)", fn.Name, formatDotnet(st.next))
+		}
+		if _, err := h.fireTimer(h.ctx, fn, pastDue, now); err != nil {
+			return // only when closing
+		}
+	}
 	for {
 		now := h.opts.Now()
 		next := h.nextFire(fn, now)
@@ -215,6 +241,7 @@ func (h *Host) invoke(ctx context.Context, fn *function, id string, body []byte)
 	res, err := h.client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			h.recycle(fn)
 			return invocationReply{failed: true, reason: h.timeoutReason(fn)}
 		}
 		return invocationReply{failed: true, reason: "no reply from the handler: " + err.Error()}
@@ -224,6 +251,7 @@ func (h *Host) invoke(ctx context.Context, fn *function, id string, body []byte)
 	r := invocationReply{status: res.StatusCode}
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		h.recycle(fn)
 		r.failed, r.reason = true, h.timeoutReason(fn)
 		return r
 	case err != nil:
@@ -258,6 +286,28 @@ func (h *Host) invoke(ctx context.Context, fn *function, id string, body []byte)
 		r.ret = wire.ReturnValue
 	}
 	return r
+}
+
+// recycle enforces functionTimeout as the host does: a function that
+// outlives it takes the handler down ("A function timeout has occurred. Host
+// is shutting down."), and the handler is started afresh. The kill does not
+// count toward the three failures that stop the host.
+func (h *Host) recycle(fn *function) {
+	h.mu.Lock()
+	p, closing := h.proc, h.closing
+	h.mu.Unlock()
+	if p == nil || closing {
+		return
+	}
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	h.log.errorf("Functions.%s: %s", fn.Name, h.timeoutReason(fn))
+	h.log.errorf("A function timeout has occurred. Host is shutting down.")
+	p.timedOut.Store(true)
+	_ = p.cmd.Process.Kill()
 }
 
 func (h *Host) timeoutReason(fn *function) string {
