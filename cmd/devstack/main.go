@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,9 +27,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "devstack:", err)
-		stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, syscall.EADDRINUSE):
+		fmt.Fprintf(os.Stderr, "%v\n(is another devstack or func start running? pick another port with -addr 127.0.0.1:7072)\n", err)
+		os.Exit(1)
+	default:
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
@@ -41,6 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	repo := fs.String("repo", ".", "the project folder (host.json, function folders, local.settings.json)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *every < 0 {
+		return errors.New("devstack: -every must be 0 (the schedule) or a positive duration")
 	}
 
 	fmt.Fprintln(stdout, "devstack: building handler and starting the stand-ins…")
@@ -63,9 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	schedule := "on its function.json schedule"
+	schedule := "on its function.json schedule (UTC)"
 	if *every > 0 {
-		schedule = "every " + every.String()
+		schedule = "every " + every.String() + ", the first tick " + every.String() + " from now (-every 0: the schedule)"
 	}
 	fmt.Fprintf(stdout, `
 devstack: ready.

@@ -25,6 +25,7 @@ import (
 	"github.com/weatherfunc/handler/internal/caller"
 	"github.com/weatherfunc/handler/internal/logctx"
 	"github.com/weatherfunc/handler/internal/secrets"
+	"github.com/weatherfunc/handler/internal/tracing"
 	"github.com/weatherfunc/handler/internal/weather"
 )
 
@@ -74,7 +75,10 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// In-flight requests must outlive the signal: Shutdown drains them
+		// within shutdownGrace, so their contexts do not inherit the
+		// cancellation that SIGTERM brings.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -99,7 +103,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 // its options stops start-up before anything touches the network. Nothing
 // here blocks on the network.
 func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, error) {
-	client := newOutboundClient()
+	client := tracing.WrapClient(newOutboundClient())
 
 	verifier, err := auth.New(auth.Options{
 		TenantID:      s.TenantID,
@@ -146,13 +150,34 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		return c
 	}
 	weatherKey, callerSecret := cell(s.WeatherKey), cell(s.CallerSecret)
+	// OpenWeatherMap answering 401 means the key was rotated (or revoked):
+	// read the reference again at once, so a rotated key heals without a
+	// restart. weather calls this at most once a minute. A plain value (the
+	// platform resolved the reference) is re-resolved by the platform.
+	var rereadWeatherKey func()
+	if ref := s.WeatherKey.Ref; ref != nil {
+		kvLog := logger.With("dependency", "keyvault", "setting", s.WeatherKey.Name)
+		rereadWeatherKey = func() {
+			go func() {
+				v, err := resolver.Resolve(ctx, *ref)
+				if err != nil {
+					kvLog.Warn("re-reading the weather key after OpenWeatherMap refused it failed", "error", err.Error())
+					return
+				}
+				weatherKey.Set(v)
+				kvLog.Info("weather key re-read from Key Vault after OpenWeatherMap refused it")
+			}()
+		}
+	}
 
 	svc, err := weather.New(weather.Options{
-		BaseURL:    s.WeatherBaseURL,
-		APIKey:     weatherKey,
-		HTTPClient: client,
-		CacheTTL:   s.CacheTTL,
-		Logger:     logger.With("dependency", "openweathermap"),
+		BaseURL:               s.WeatherBaseURL,
+		APIKey:                weatherKey,
+		HTTPClient:            client,
+		CacheTTL:              s.CacheTTL,
+		RatePerMinute:         s.RatePerMinute,
+		OnCredentialsRejected: rereadWeatherKey,
+		Logger:                logger.With("dependency", "openweathermap"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("settings WEATHER_*: %w", err)

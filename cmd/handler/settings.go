@@ -34,6 +34,7 @@ type settings struct {
 	WeatherKey     secretSetting
 	WeatherBaseURL string
 	CacheTTL       time.Duration
+	RatePerMinute  int
 
 	CallerClientID   string
 	CallerCredential string
@@ -84,6 +85,7 @@ func parseSettings(getenv func(string) string) (settings, error) {
 	s.WeatherKey = p.secret("WEATHER_API_KEY")
 	s.WeatherBaseURL = strings.TrimSuffix(p.hostURL("WEATHER_API_BASE_URL", weather.DefaultBaseURL), "/")
 	s.CacheTTL = p.duration("WEATHER_CACHE_TTL", weather.DefaultCacheTTL, weather.MinCacheTTL, weather.MaxCacheTTL)
+	s.RatePerMinute = p.integer("WEATHER_RATE_LIMIT", weather.DefaultRatePerMinute, 1, 1_000_000)
 
 	s.CallerClientID = p.guid("CALLER_CLIENT_ID")
 	s.CallerCredential = p.str("CALLER_CREDENTIAL", "managed-identity")
@@ -201,6 +203,19 @@ func (p *parser) duration(name string, def, lo, hi time.Duration) time.Duration 
 		return def
 	}
 	return d
+}
+
+func (p *parser) integer(name string, def, lo, hi int) int {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+		return def
+	}
+	return n
 }
 
 func (p *parser) list(name, def string) []string {

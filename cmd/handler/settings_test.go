@@ -53,6 +53,9 @@ func TestParseSettingsDefaults(t *testing.T) {
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
 		}
 	}
+	if s.RatePerMinute != 60 {
+		t.Errorf("WEATHER_RATE_LIMIT = %d, want 60 (the free plan)", s.RatePerMinute)
+	}
 	if s.CacheTTL != 10*time.Minute {
 		t.Errorf("WEATHER_CACHE_TTL = %v, want 10m", s.CacheTTL)
 	}
@@ -114,6 +117,8 @@ func TestParseSettingsErrors(t *testing.T) {
 		{"weather over http", map[string]string{"WEATHER_API_BASE_URL": "http://api.openweathermap.org"}, "WEATHER_API_BASE_URL"},
 		{"ttl too short", map[string]string{"WEATHER_CACHE_TTL": "10ms"}, "WEATHER_CACHE_TTL"},
 		{"ttl not a duration", map[string]string{"WEATHER_CACHE_TTL": "ten"}, "WEATHER_CACHE_TTL"},
+		{"rate limit zero", map[string]string{"WEATHER_RATE_LIMIT": "0"}, "WEATHER_RATE_LIMIT"},
+		{"rate limit not a number", map[string]string{"WEATHER_RATE_LIMIT": "sixty"}, "WEATHER_RATE_LIMIT"},
 		{"unknown credential", map[string]string{"CALLER_CREDENTIAL": "password"}, "CALLER_CREDENTIAL"},
 		{"missing caller secret", map[string]string{"CALLER_CLIENT_SECRET": ""}, "CALLER_CLIENT_SECRET"},
 		{"C08 scope without /.default", map[string]string{"CALLER_SCOPE": "api://11111111-2222-3333-4444-555555555555"}, "CALLER_SCOPE"},

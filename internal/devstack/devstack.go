@@ -73,6 +73,8 @@ type Stack struct {
 	// SecretValues are the values the stand-in vault holds, so that tests can
 	// prove none of them is ever printed.
 	SecretValues []string
+	// WeatherSecretName is the vault's name for the OpenWeatherMap key.
+	WeatherSecretName string
 
 	workDir string
 	closers []func() error
@@ -144,6 +146,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	weatherKey, callerSecret := randomSecret(), randomSecret()
 	st.SecretValues = []string{weatherKey, callerSecret}
 	weatherName := secretName(values["WEATHER_API_KEY"], defaultWeatherSecret)
+	st.WeatherSecretName = weatherName
 	callerName := secretName(values["CALLER_CLIENT_SECRET"], defaultCallerSecret)
 
 	// Managed identity endpoint (plain HTTP on loopback, like the platform's).
@@ -197,6 +200,10 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		"API_APP_ID_URI":       st.APIAppIDURI,
 		"WEATHER_API_KEY":      reference(vaultURL, weatherName),
 		"WEATHER_API_BASE_URL": owmURL,
+		// The stand-in has no plan limits; the paid "Startup" plan's rate
+		// lets a newcomer try many cities by hand without our own limiter
+		// answering 503 after the free plan's burst.
+		"WEATHER_RATE_LIMIT":   "600",
 		"CALLER_CLIENT_ID":     st.CallerClientID,
 		"CALLER_CREDENTIAL":    "secret",
 		"CALLER_CLIENT_SECRET": reference(vaultURL, callerName),

@@ -147,13 +147,43 @@ func TestEndToEnd(t *testing.T) {
 		})
 	}
 
+	// The key is rotated at the provider and in the vault: the first refusal
+	// makes the handler read the versionless reference again, and the API
+	// heals without a restart.
+	rotated := "rotated-" + st.SecretValues[0]
+	t.Run("a rotated weather key heals without a restart", func(t *testing.T) {
+		st.Vault.SetSecret(st.WeatherSecretName, rotated)
+		st.Weather.SetAPIKey(rotated)
+		readsBefore := st.Vault.Reads(st.WeatherSecretName)
+		var last int
+		for range 100 {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, st.APIURL()+"?city=New+York", nil)
+			req.Header.Set("Authorization", "Bearer "+goodToken)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if last = resp.StatusCode; last == http.StatusOK {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if last != http.StatusOK {
+			t.Errorf("after rotation the API still answers %d", last)
+		}
+		if got := st.Vault.Reads(st.WeatherSecretName) - readsBefore; got != 1 {
+			t.Errorf("vault reads of the weather key after rotation = %d, want 1", got)
+		}
+	})
+
 	t.Run("no secret in anything the handler printed", func(t *testing.T) {
 		out := stdout.String() + stderr.String()
 		issued := st.Entra.IssuedTokens()
 		if len(issued) == 0 {
 			t.Fatal("the daemon got no token from the Entra stand-in")
 		}
-		for _, s := range append(append(st.SecretValues, goodToken, noRole), issued...) {
+		for _, s := range append(append(st.SecretValues, rotated, goodToken, noRole), issued...) {
 			if strings.Contains(out, s) {
 				t.Errorf("handler output contains a secret or token")
 			}

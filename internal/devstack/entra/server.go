@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -112,11 +113,15 @@ func Start(ca *tlsca.CA, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, base, err := ca.Listen("", s.routes())
+	// The URL (the issuer's base) is set before anything is served, so no
+	// request can race with it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("entra: listen: %w", err)
 	}
-	s.srv, s.url = srv, base
+	s.url = "https://" + ln.Addr().String()
+	s.srv = &http.Server{Handler: s.routes(), TLSConfig: ca.ServerConfig(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.ServeTLS(ln, "", "") }()
 	return s, nil
 }
 

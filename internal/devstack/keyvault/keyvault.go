@@ -53,7 +53,7 @@ type Server struct {
 	authorize func(string) bool
 	secrets   map[string]secret // by lower-case name
 
-	mu       sync.Mutex
+	mu       sync.Mutex // guards secrets after New, vaultURL and reads
 	vaultURL string
 	reads    map[string]int // by lower-case name
 }
@@ -106,7 +106,19 @@ func (s *Server) Reads(name string) int {
 
 // Version returns the version of secret name, or "" when there is none.
 func (s *Server) Version(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.secrets[strings.ToLower(name)].version
+}
+
+// SetSecret stores value as a new version of secret name (created when
+// missing), as `az keyvault secret set` does: a rotation. NOTE: unlike Key
+// Vault the stand-in keeps only the latest version, so the old version's URI
+// answers 404 afterwards.
+func (s *Server) SetSecret(name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[strings.ToLower(name)] = secret{name: name, value: value, version: newVersion(), created: time.Now().Unix()}
 }
 
 // Handler serves GET /secrets/{name}[/{version}]?api-version=….
@@ -158,7 +170,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, "BadParameter", "The request URI contains an invalid name or version.")
 		return
 	}
+	s.mu.Lock()
 	sec, ok := s.secrets[strings.ToLower(name)]
+	s.mu.Unlock()
 	if !ok || (version != "" && !strings.EqualFold(version, sec.version)) {
 		id := name
 		if version != "" {

@@ -82,6 +82,21 @@ func New(opts Options) *Server {
 	return &Server{key: []byte(opts.APIKey), log: log, bodies: bodies, perCity: make(map[string]int)}
 }
 
+// SetAPIKey makes key the only accepted appid from now on: the key was
+// rotated at the provider.
+func (s *Server) SetAPIKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.key = []byte(key)
+}
+
+func (s *Server) validKey(appid string) bool {
+	s.mu.Lock()
+	key := s.key
+	s.mu.Unlock()
+	return len(key) > 0 && subtle.ConstantTimeCompare([]byte(appid), key) == 1
+}
+
 // Handler serves GET (and HEAD) /data/2.5/weather; everything else is 404 or 405.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -137,7 +152,7 @@ func (s *Server) route(v url.Values, q string) (int, string) {
 	switch {
 	case !ok || len(appid) == 0 || appid[0] == "":
 		return http.StatusUnauthorized, recMissingKey
-	case len(s.key) == 0 || subtle.ConstantTimeCompare([]byte(appid[0]), s.key) != 1:
+	case !s.validKey(appid[0]):
 		return http.StatusUnauthorized, recWrongKey
 	}
 	units, lang := strings.ToLower(v.Get("units")), strings.ToLower(v.Get("lang"))
