@@ -3,6 +3,7 @@ package caller
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -553,4 +554,66 @@ func FuzzParseRetryAfter(f *testing.F) {
 			t.Errorf("parseRetryAfter(%q) = %v, %v", v, d, ok)
 		}
 	})
+}
+
+// A 200 from the authority whose JSON does not decode makes MSAL quote the
+// whole reply — access token included — in its error text. None of that text
+// may reach the report, the logs or the error.
+func TestMalformedTokenResponseNeverQuoted(t *testing.T) {
+	e := newEnv(t)
+	const canary = "eyJhbGciOiJSUzI1NiJ9.CANARY-ACCESS-TOKEN-PAYLOAD.c2ln"
+	up, err := url.Parse(e.entra.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var front string
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(up); pr.Out.Header.Del("Accept-Encoding") },
+		Transport: e.ca.Client().Transport,
+		ModifyResponse: func(res *http.Response) error {
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				return err
+			}
+			b = []byte(strings.ReplaceAll(string(b), e.entra.URL(), front))
+			res.Body = io.NopCloser(strings.NewReader(string(b)))
+			res.ContentLength = int64(len(b))
+			res.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			return nil
+		},
+	}
+	srv, base, err := e.ca.Listen("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			// Cut off mid-reply: not valid JSON.
+			_, _ = io.WriteString(w, `{"token_type":"Bearer","expires_in":3599,"access_token":"`+canary+`"`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	front = base
+
+	ts := e.tokenSource(t, func(o *MSALOptions) { o.AuthorityHost = front })
+	d, err := New(Options{TargetURL: e.apiURL, Cities: []string{"London"}, Tokens: ts, HTTPClient: e.ca.Client(),
+		Logger: e.logger, Sleep: noSleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := d.Tick(context.Background())
+	if r.TokenErr == nil {
+		t.Fatal("a malformed token response gave a token")
+	}
+	summary, _ := json.Marshal(r.Summary())
+	out := r.TokenErr.Error() + strings.Join(r.Lines(), "\n") + string(summary) + e.logs.String()
+	if strings.Contains(out, "CANARY") || strings.Contains(out, "eyJ") {
+		t.Errorf("the authority's reply leaked:\n%s", out)
+	}
+	if !strings.Contains(r.TokenErr.Error(), "not a valid token response") {
+		t.Errorf("TokenErr = %v, want it to say the reply was not a valid token response", r.TokenErr)
+	}
 }

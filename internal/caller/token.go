@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -306,8 +307,37 @@ func classify(err error) error {
 		return te
 	}
 	// Not an answer from the authority: network, TLS, deadline, a malformed
-	// reply. MSAL's text spans lines; keep one.
-	return &transportError{msg: "caller: token request failed: " + oneLine(err.Error()), err: err}
+	// reply.
+	return &transportError{msg: "caller: token request failed: " + transportReason(err), err: err}
+}
+
+// transportReason says what went wrong without quoting MSAL's own text.
+// NOTE: MSAL's messages may quote the authority's whole reply — for a 200
+// whose JSON does not decode, that is a token response, access token and
+// all (comm.go: "json message bytes were: …") — so none of its text is used.
+func transportReason(err error) string {
+	var (
+		badJSON msalerrors.InvalidJsonErr
+		urlErr  *url.Error
+		unknown x509.UnknownAuthorityError
+		invalid x509.CertificateInvalidError
+		host    x509.HostnameError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer before the deadline"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &badJSON):
+		return "the authority's reply is not a valid token response"
+	case errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &host):
+		return "the authority's TLS certificate is not trusted (check AZURE_AUTHORITY_HOST, or SSL_CERT_FILE for a local authority)"
+	case errors.As(err, &urlErr):
+		// Go's own network error (dial, reset, EOF): no body in it. The
+		// URL is left out all the same.
+		return "network error: " + oneLine(urlErr.Err.Error())
+	}
+	return fmt.Sprintf("unexpected error (%T)", err)
 }
 
 // parseAuthorityError reads the error code and the first AADSTS number from

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -99,8 +100,10 @@ func ParseTimeSpan(s string) (time.Duration, error) {
 		return n
 	}
 	days, h, mi, sec := num(m[1]), num(m[2]), num(m[3]), num(m[4])
-	if h > 23 || mi > 59 || sec > 59 {
-		return 0, fmt.Errorf("funcs: %q is not a TimeSpan: field out of range", s)
+	// time.Duration holds about 106751 days; more would wrap negative.
+	const maxDays = int64(math.MaxInt64/int64(24*time.Hour)) - 1
+	if h > 23 || mi > 59 || sec > 59 || days > maxDays {
+		return 0, fmt.Errorf("funcs: %q is not a TimeSpan: field out of range", truncate(s, 40))
 	}
 	frac := m[5]
 	var ns int64

@@ -112,6 +112,8 @@ func TestParseTimeSpan(t *testing.T) {
 		{in: "00:60:00", wantErr: true},
 		{in: "5m", wantErr: true},
 		{in: "", wantErr: true},
+		{in: "106750.00:00:00", want: 106750 * 24 * time.Hour},
+		{in: "9999999.00:00:00", wantErr: true}, // would wrap time.Duration negative
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -126,6 +128,17 @@ func TestParseTimeSpan(t *testing.T) {
 			t.Errorf("Timeout(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
+}
+
+func FuzzParseTimeSpan(f *testing.F) {
+	for _, s := range []string{"00:05:00", "1.02:00:00", "9999999.23:59:59.9999999", "02:30", "-1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := ParseTimeSpan(s); err == nil && d < 0 {
+			t.Errorf("ParseTimeSpan(%q) = %v, negative", s, d)
+		}
+	})
 }
 
 func ExampleInvocationRequest_Timer() {

@@ -69,13 +69,6 @@ func (c *lru) put(e *entry) {
 	}
 }
 
-// len reports the number of entries held.
-func (c *lru) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
-}
-
 // CacheState says how the cache took part in an answer.
 type CacheState struct {
 	// Hit is true when the answer came from the cache (fresh or stale).

@@ -435,3 +435,10 @@ func TestNewOptions(t *testing.T) {
 		t.Errorf("endpoint = %q", got)
 	}
 }
+
+// len reports the number of entries held.
+func (c *lru) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}

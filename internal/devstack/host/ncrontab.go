@@ -155,11 +155,3 @@ func (s Schedule) Next(t time.Time) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
-
-// matches reports whether t (to the second, in UTC) is an occurrence.
-func (s Schedule) matches(t time.Time) bool {
-	t = t.UTC()
-	has := func(bits uint64, v int) bool { return bits&(1<<uint(v)) != 0 }
-	return has(s.month, int(t.Month())) && has(s.dom, t.Day()) && has(s.dow, int(t.Weekday())) &&
-		has(s.hour, t.Hour()) && has(s.minute, t.Minute()) && has(s.second, t.Second())
-}
