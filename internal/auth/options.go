@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/weatherfunc/handler/internal/netcheck"
 )
 
 // Defaults and limits.
@@ -221,10 +222,4 @@ func checkFetchURL(s string) error {
 	return errors.New("must use https (http only for a loopback host)")
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(host string) bool { return netcheck.IsLoopback(host) }

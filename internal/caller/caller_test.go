@@ -563,6 +563,8 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"relative target", Options{TargetURL: "/api/WeatherHttp", Cities: []string{"London"}, Tokens: staticTokens("t")}, "CALLER_TARGET_URL"},
 		{"ftp target", Options{TargetURL: "ftp://h/x", Cities: []string{"London"}, Tokens: staticTokens("t")}, "CALLER_TARGET_URL"},
+		{"http target off loopback (the token would travel in the clear)", Options{TargetURL: "http://myapp.azurewebsites.net/api/WeatherHttp", Cities: []string{"London"}, Tokens: staticTokens("t")}, "CALLER_TARGET_URL must use https"},
+		{"target with credentials", Options{TargetURL: "https://u:p@h/api/WeatherHttp", Cities: []string{"London"}, Tokens: staticTokens("t")}, "CALLER_TARGET_URL"},
 		{"no cities", Options{TargetURL: "https://h/api/WeatherHttp", Cities: []string{" ", ""}, Tokens: staticTokens("t")}, "CALLER_CITIES"},
 		{"no tokens", Options{TargetURL: "https://h/api/WeatherHttp", Cities: []string{"London"}}, "token source"},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weatherfunc/handler/internal/logctx"
+	"github.com/weatherfunc/handler/internal/netcheck"
 	"github.com/weatherfunc/handler/internal/secrets"
 )
 
@@ -64,9 +65,13 @@ type Daemon struct {
 // New checks opts and returns a Daemon; it makes no network call.
 func New(opts Options) (*Daemon, error) {
 	var errs []error
-	u, err := url.Parse(opts.TargetURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
-		errs = append(errs, errors.New("caller: CALLER_TARGET_URL must be an absolute http(s) URL"))
+	u, err := netcheck.CheckURL(opts.TargetURL, netcheck.Rules{})
+	if err == nil && u.Fragment != "" {
+		err = netcheck.ErrHasPath
+	}
+	if err != nil {
+		// The token travels to this URL: https, or http only on loopback.
+		errs = append(errs, fmt.Errorf("caller: CALLER_TARGET_URL %w", err))
 	}
 	var cities []string
 	for _, c := range opts.Cities {

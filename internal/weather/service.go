@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/weatherfunc/handler/internal/logctx"
+	"github.com/weatherfunc/handler/internal/netcheck"
 	"github.com/weatherfunc/handler/internal/secrets"
 )
 
@@ -238,13 +238,7 @@ func weatherEndpoint(base string) (*url.URL, error) {
 	return u.JoinPath(weatherPath), nil
 }
 
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(host string) bool { return netcheck.IsLoopback(host) }
 
 // UpstreamCalls reports how many HTTP requests this Service has sent upstream.
 func (s *Service) UpstreamCalls() int64 { return s.upstreamCalls.Load() }
