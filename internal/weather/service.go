@@ -8,13 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/weatherfunc/handler/internal/logctx"
@@ -106,11 +104,9 @@ type Service struct {
 	now             func() time.Time
 	cache           *lru
 	limiter         *rate.Limiter
-	group           singleflight.Group
 
-	mu      sync.Mutex         // guards flights and gen
+	mu      sync.Mutex         // guards flights and each flight's waiters
 	flights map[string]*flight // by cache key: the call in progress that new misses join
-	gen     uint64
 
 	pauseMu sync.Mutex
 	paused  time.Time // no upstream call before this (after an upstream 429)
@@ -291,15 +287,17 @@ func (s *Service) get(ctx context.Context, q Query) (*entry, CacheState, *Error)
 	return nil, CacheState{}, werr
 }
 
-// flight is one upstream call in progress for a cache key. Its context is
-// detached from any single caller and canceled when the last waiting caller
-// leaves (or when the call ends), so a canceled request cancels the upstream
-// call unless someone else still waits for it.
+// flight is one upstream call in progress for a cache key: concurrent misses
+// for the key wait on done and share res. Its context is detached from any
+// single caller and canceled when the last waiting caller leaves early (or
+// when the call ends), so a canceled request cancels the upstream call
+// unless someone else still waits for it.
 type flight struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
-	id      string // singleflight key: cache key plus a generation
-	waiters int
+	waiters int           // guarded by Service.mu
+	done    chan struct{} // closed once res is set
+	res     flightResult
 }
 
 type flightResult struct {
@@ -307,35 +305,31 @@ type flightResult struct {
 	err *Error
 }
 
-// join makes concurrent misses for one key share one upstream call.
-//
-// The singleflight key carries a generation so that a caller arriving after
-// a flight was abandoned (all its callers gone, its context canceled) starts
-// a new call instead of joining a doomed one. A flight stays in s.flights
-// from its creation until its function has finished, so whoever finds it
-// there is guaranteed to join that same singleflight call.
+// join makes concurrent misses for one key share one upstream call. A flight
+// stays in s.flights from its creation until its call has finished or its
+// last waiter has left early, so a caller arriving after an abandoned flight
+// (its context canceled) starts a new call instead of joining a doomed one.
 func (s *Service) join(ctx context.Context, key string, q Query) (*entry, *Error) {
 	s.mu.Lock()
 	f := s.flights[key]
 	if f == nil {
-		s.gen++
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.upstreamTimeout)
-		f = &flight{ctx: fctx, cancel: cancel, id: key + "\x00" + strconv.FormatUint(s.gen, 10)}
+		f = &flight{ctx: fctx, cancel: cancel, done: make(chan struct{})}
 		s.flights[key] = f
+		go func() {
+			e, err := s.load(f.ctx, key, q)
+			f.res = flightResult{e, err}
+			close(f.done)
+			s.endFlight(key, f)
+		}()
 	}
 	f.waiters++
-	ch := s.group.DoChan(f.id, func() (any, error) {
-		defer s.endFlight(key, f)
-		e, err := s.load(f.ctx, key, q)
-		return flightResult{e, err}, nil
-	})
 	s.mu.Unlock()
 
 	select {
-	case r := <-ch:
+	case <-f.done:
 		s.leave(key, f, false)
-		res := r.Val.(flightResult)
-		return res.e, res.err
+		return f.res.e, f.res.err
 	case <-ctx.Done():
 		s.leave(key, f, true)
 		return nil, canceledError(ctx.Err())
