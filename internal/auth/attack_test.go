@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -82,7 +83,9 @@ func signText(t testing.TB, s signer, text string) string {
 // them), the field cases C01–C07, alg confusion, tenant and key-scope
 // attacks, v1/v2 crossings, ID token replay, lifetime edges at and past the
 // leeway, size, segment count and non-canonical base64. No reply header or
-// body and no log line may contain any part of a token.
+// body and no log line may contain any part of a token. Every request is
+// sent twice, so each accepted token is also judged from the verified-token
+// cache (and every refused one is proved never to enter it).
 //
 // The keys document served is hostile: besides our RSA keys it carries an
 // "oct" key, an EC key, a PS256-tagged RSA key and a key whose published
@@ -431,80 +434,97 @@ func TestAttackSuite(t *testing.T) {
 			if tt.query != "" {
 				target = "/api/WeatherHttp?" + tt.query
 			}
-			r := httptest.NewRequest(http.MethodGet, target, nil)
-			var mine []string // the tokens this request carries
-			if tt.hdr == nil {
-				r.Header.Set("Authorization", "Bearer "+tt.token)
-				mine = append(mine, tt.token)
-			}
-			for i := 0; i+1 < len(tt.hdr); i += 2 {
-				r.Header.Add(tt.hdr[i], tt.hdr[i+1])
-				if tt.hdr[i] == "Authorization" {
-					mine = append(mine, tt.hdr[i+1])
-				}
-			}
-			sent = append(sent, mine...)
-			reached := false
-			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				reached = true
-				if c, ok := ClaimsFrom(r.Context()); !ok || c.TenantID != testTenant {
-					t.Errorf("admitted without claims: %+v", c)
-				}
-				if len(r.Header.Values("X-Ms-Client-Principal-Name")) != 0 {
-					t.Error("principal header reached next")
-				}
-				w.WriteHeader(http.StatusOK)
-			})
-			rec := httptest.NewRecorder()
-			rv.Middleware(next).ServeHTTP(rec, r)
+			// Twice: the second pass of an accepted token comes from the
+			// verified-token cache and must give the very same reply.
+			for _, pass := range []string{"first", "again"} {
+				t.Run(pass, func(t *testing.T) {
+					r := httptest.NewRequest(http.MethodGet, target, nil)
+					var mine []string // the tokens this request carries
+					if tt.hdr == nil {
+						r.Header.Set("Authorization", "Bearer "+tt.token)
+						mine = append(mine, tt.token)
+					}
+					for i := 0; i+1 < len(tt.hdr); i += 2 {
+						r.Header.Add(tt.hdr[i], tt.hdr[i+1])
+						if tt.hdr[i] == "Authorization" {
+							mine = append(mine, tt.hdr[i+1])
+						}
+					}
+					sent = append(sent, mine...)
+					reached := false
+					next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						reached = true
+						if c, ok := ClaimsFrom(r.Context()); !ok || c.TenantID != testTenant {
+							t.Errorf("admitted without claims: %+v", c)
+						}
+						if len(r.Header.Values("X-Ms-Client-Principal-Name")) != 0 {
+							t.Error("principal header reached next")
+						}
+						w.WriteHeader(http.StatusOK)
+					})
+					rec := httptest.NewRecorder()
+					rv.Middleware(next).ServeHTTP(rec, r)
 
-			want := ""
-			switch {
-			case tt.status == 200 || tt.status == 503:
-			case tt.code == "":
-				want = realm
-			case tt.code == ins:
-				want = realm + `, error="` + tt.code + `", error_description="` + tt.reason + `", scope="` + tt.scope + `"`
-			default:
-				want = realm + `, error="` + tt.code + `", error_description="` + tt.reason + `"`
-			}
-			if rec.Code != tt.status {
-				t.Errorf("status = %d, want %d (WWW-Authenticate %q)", rec.Code, tt.status, rec.Header().Get("WWW-Authenticate"))
-			}
-			if got := rec.Header().Values("WWW-Authenticate"); strings.Join(got, "\n") != want {
-				t.Errorf("WWW-Authenticate = %q\n                     want %q", got, want)
-			}
-			if reached != (tt.status == 200) {
-				t.Errorf("next reached = %v with status %d", reached, rec.Code)
-			}
-			if tt.status == 503 && rec.Header().Get("Retry-After") != "10" {
-				t.Errorf("Retry-After = %q", rec.Header().Get("Retry-After"))
-			}
-			if tt.status != 200 {
-				var prob struct {
-					Status int    `json:"status"`
-					Detail string `json:"detail"`
-				}
-				if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
-					t.Errorf("Content-Type = %q", ct)
-				}
-				if err := json.Unmarshal(rec.Body.Bytes(), &prob); err != nil || prob.Status != tt.status {
-					t.Errorf("problem body %q (%v)", rec.Body.String(), err)
-				}
-				if tt.reason != "" && prob.Detail != tt.reason {
-					t.Errorf("problem detail = %q, want %q", prob.Detail, tt.reason)
-				}
+					want := ""
+					switch {
+					case tt.status == 200 || tt.status == 503:
+					case tt.code == "":
+						want = realm
+					case tt.code == ins:
+						want = realm + `, error="` + tt.code + `", error_description="` + tt.reason + `", scope="` + tt.scope + `"`
+					default:
+						want = realm + `, error="` + tt.code + `", error_description="` + tt.reason + `"`
+					}
+					if rec.Code != tt.status {
+						t.Errorf("status = %d, want %d (WWW-Authenticate %q)", rec.Code, tt.status, rec.Header().Get("WWW-Authenticate"))
+					}
+					if got := rec.Header().Values("WWW-Authenticate"); strings.Join(got, "\n") != want {
+						t.Errorf("WWW-Authenticate = %q\n                     want %q", got, want)
+					}
+					if reached != (tt.status == 200) {
+						t.Errorf("next reached = %v with status %d", reached, rec.Code)
+					}
+					if tt.status == 503 && rec.Header().Get("Retry-After") != "10" {
+						t.Errorf("Retry-After = %q", rec.Header().Get("Retry-After"))
+					}
+					if tt.status != 200 {
+						var prob struct {
+							Status int    `json:"status"`
+							Detail string `json:"detail"`
+						}
+						if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+							t.Errorf("Content-Type = %q", ct)
+						}
+						if err := json.Unmarshal(rec.Body.Bytes(), &prob); err != nil || prob.Status != tt.status {
+							t.Errorf("problem body %q (%v)", rec.Body.String(), err)
+						}
+						if tt.reason != "" && prob.Detail != tt.reason {
+							t.Errorf("problem detail = %q, want %q", prob.Detail, tt.reason)
+						}
+					}
+
+					// Nothing of the token in any reply header or the body.
+					var reply strings.Builder
+					reply.Write(rec.Body.Bytes())
+					for k, vs := range rec.Header() {
+						reply.WriteString("\n" + k + ": " + strings.Join(vs, ", "))
+					}
+					for _, tok := range mine {
+						if leaked := leak(tok, reply.String()); leaked != "" {
+							t.Errorf("reply contains token material %q", leaked)
+						}
+					}
+				})
 			}
 
-			// Nothing of the token in any reply header or the body.
-			var reply strings.Builder
-			reply.Write(rec.Body.Bytes())
-			for k, vs := range rec.Header() {
-				reply.WriteString("\n" + k + ": " + strings.Join(vs, ", "))
-			}
-			for _, tok := range mine {
-				if leaked := leak(tok, reply.String()); leaked != "" {
-					t.Errorf("reply contains token material %q", leaked)
+			// A refused token is never remembered; the control token is.
+			if tt.token != "" && rv.cache != nil {
+				_, cached := rv.cache.get(sha256.Sum256([]byte(tt.token)), clk.Now(), rv.cfg.leeway, rv.meta.Load(), rv.keys.Load())
+				if refused := tt.status != 200 && tt.status != 403; refused && cached {
+					t.Errorf("refused token (%d) is in the verified-token cache", tt.status)
+				}
+				if tt.name == "matrix: valid" && !cached {
+					t.Error("valid token is not in the verified-token cache")
 				}
 			}
 

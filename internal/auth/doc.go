@@ -50,6 +50,14 @@
 // RequiredRole in roles and idtyp, when present, "app"; a token without
 // azp/appid (an ID token) is refused whatever it holds.
 //
+// Verified-token cache: a token that passed every check is remembered by
+// the SHA-256 of its whole text (Options.CacheSize entries, default 10,000,
+// random eviction) and accepted again after a hash and a map lookup, with
+// the same claims, until its exp (no leeway), any reload of the metadata or
+// keys, or eviction; authorization still runs on every request. The token
+// itself is never stored. See tokenCache for why the lookup is not a timing
+// oracle.
+//
 // # What it does not check
 //
 // typ, sub, oid, the azp/appid value (logged, not matched against a list),

@@ -65,6 +65,14 @@ type Options struct {
 	// Now is the clock for lifetime checks and the unknown-kid rate limit.
 	// Nil means time.Now.
 	Now func() time.Time
+	// CacheSize bounds the verified-token cache: how many distinct tokens
+	// that passed every check Verify remembers, so that one presented again
+	// costs a SHA-256 and a map lookup instead of parsing and an RSA
+	// verification. An entry lasts until the token's exp (without leeway),
+	// a reload of the metadata or keys, or eviction (an arbitrary entry
+	// when full). Zero means DefaultCacheSize; negative switches the cache
+	// off. Each entry holds one Claims value, a few hundred bytes.
+	CacheSize int
 }
 
 // config is Options after defaults and validation.
@@ -76,6 +84,7 @@ type config struct {
 	requiredRole  string
 	requiredScope string
 	leeway        time.Duration
+	cacheSize     int // ≤ 0: no cache
 	client        *http.Client
 	logger        *slog.Logger
 	now           func() time.Time
@@ -135,6 +144,12 @@ func (o Options) config() (config, error) {
 		errs = append(errs, errors.New("auth: Leeway must not be negative"))
 	case c.leeway > MaxLeeway:
 		errs = append(errs, fmt.Errorf("auth: Leeway must be at most %v", MaxLeeway))
+	}
+	switch {
+	case o.CacheSize == 0:
+		c.cacheSize = DefaultCacheSize
+	case o.CacheSize > 0:
+		c.cacheSize = o.CacheSize
 	}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: fetchTimeout}

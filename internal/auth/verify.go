@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 type Verifier struct {
 	cfg    config
 	parser *jwt.Parser
+	cache  *tokenCache // nil when Options.CacheSize is negative
 
 	meta atomic.Pointer[metadata] // nil until the discovery documents load
 	keys atomic.Pointer[keySet]   // nil until a keys document loads
@@ -41,6 +43,7 @@ func New(opts Options) (*Verifier, error) {
 	}
 	v := &Verifier{
 		cfg:         cfg,
+		cache:       newTokenCache(cfg.cacheSize),
 		runCtx:      context.Background(),
 		refetchWait: unknownKIDWait,
 	}
@@ -84,8 +87,14 @@ func New(opts Options) (*Verifier, error) {
 // called is the caller's business; it is logged), acr/amr, x5t, revocation,
 // or token binding. It never fetches a key from a URL in the token.
 //
+// A token that passed every check is remembered (see Options.CacheSize) by
+// the SHA-256 of its text: presented again, it is accepted with the same
+// claims after a hash and a map lookup, until the first of its exp, a
+// reload of the metadata or keys, or eviction. Authorize is not cached.
+//
 // Errors wrap ErrInvalidToken, or ErrKeysUnavailable while nothing is
 // loaded; Reason(err) names the failed check and is safe to show clients.
+// The returned claims are the caller's: changing them changes nothing here.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > MaxTokenSize {
 		return nil, invalid("token too large")
@@ -93,11 +102,22 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if raw == "" {
 		return nil, invalid("empty token")
 	}
-	m := v.meta.Load()
-	if m == nil || v.keys.Load() == nil {
+	m, ks := v.meta.Load(), v.keys.Load()
+	if m == nil || ks == nil {
 		return nil, unavailable("signing keys not loaded yet")
 	}
-	var wc wireClaims
+	var h tokenHash
+	if v.cache != nil {
+		h = sha256.Sum256([]byte(raw))
+		if c, ok := v.cache.get(h, v.cfg.now(), v.cfg.leeway, m, ks); ok {
+			return c, nil
+		}
+	}
+	var (
+		wc     wireClaims
+		usedKS *keySet // the key set the signature was checked against
+		kid    string
+	)
 	tok, err := v.parser.ParseWithClaims(raw, &wc, func(t *jwt.Token) (any, error) {
 		// golang-jwt calls this after decoding and the alg allow-list but
 		// before the RSA verification: the place for the cheap checks.
@@ -107,7 +127,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		if err := v.checkClaims(m, &wc); err != nil {
 			return nil, err
 		}
-		return v.key(ctx, m, t)
+		k, used, id, err := v.key(ctx, m, t)
+		usedKS, kid = used, id
+		return k, err
 	})
 	if err != nil {
 		return nil, classify(tok, err)
@@ -115,7 +137,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if !tok.Valid {
 		return nil, invalid("token rejected")
 	}
-	return wc.claims(), nil
+	c := wc.claims()
+	if v.cache != nil {
+		v.cache.put(h, c, v.cfg.now(), m, usedKS, kid)
+	}
+	return c, nil
 }
 
 // refusedHeaders are JOSE header parameters we never honour. jku, x5u, jwk
@@ -202,9 +228,9 @@ func (v *Verifier) checkClaims(m *metadata, wc *wireClaims) error {
 	return nil
 }
 
-// key returns the public key for t's kid, refetching the keys document once
-// (rate limited) when the kid is unknown.
-func (v *Verifier) key(ctx context.Context, m *metadata, t *jwt.Token) (any, error) {
+// key returns the public key for t's kid and the key set it came from,
+// refetching the keys document once (rate limited) when the kid is unknown.
+func (v *Verifier) key(ctx context.Context, m *metadata, t *jwt.Token) (any, *keySet, string, error) {
 	kid, _ := t.Header["kid"].(string) // checked by checkHeader
 	ks := v.keys.Load()
 	keyIss, ok := ks.issuers[kid]
@@ -212,7 +238,7 @@ func (v *Verifier) key(ctx context.Context, m *metadata, t *jwt.Token) (any, err
 		v.refetchForUnknownKID(ctx)
 		ks = v.keys.Load()
 		if keyIss, ok = ks.issuers[kid]; !ok {
-			return nil, invalid("unknown signing key")
+			return nil, nil, "", invalid("unknown signing key")
 		}
 	}
 	// A key may publish the issuer it signs for (Entra's per-key "issuer",
@@ -220,13 +246,13 @@ func (v *Verifier) key(ctx context.Context, m *metadata, t *jwt.Token) (any, err
 	// consumer tenant's keys share the /common document — never verifies a
 	// token for ours.
 	if !v.keyIssuerAllowed(keyIss, m) {
-		return nil, invalid("signing key belongs to another issuer")
+		return nil, nil, "", invalid("signing key belongs to another issuer")
 	}
 	k, err := ks.kf.KeyfuncCtx(ctx)(t)
 	if err != nil {
-		return nil, invalid("signing key unusable")
+		return nil, nil, "", invalid("signing key unusable")
 	}
-	return k, nil
+	return k, ks, kid, nil
 }
 
 // keyIssuerAllowed reports whether a key whose keys-document entry publishes
