@@ -4,8 +4,9 @@
 // http://127.0.0.1:7071, firing CallerTimer and printing what the daemon got.
 // Ctrl-C stops everything.
 //
-//	go run ./cmd/devstack              # CallerTimer every 15 s (demo pace)
-//	go run ./cmd/devstack -every 0     # CallerTimer on its function.json schedule
+//	go run ./cmd/devstack                       # CallerTimer every 15 s (demo pace)
+//	go run ./cmd/devstack -every 0              # CallerTimer on its function.json schedule
+//	go run ./cmd/devstack -credential secret    # the daemon with a client secret (or: certificate)
 package main
 
 import (
@@ -46,8 +47,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:7071", "where the stand-in Functions host listens (loopback only)")
 	every := fs.Duration("every", 15*time.Second, "fire CallerTimer this often; 0 = on its function.json schedule")
 	repo := fs.String("repo", ".", "the project folder (host.json, function folders, local.settings.json)")
+	credential := fs.String("credential", devstack.CredentialManagedIdentity,
+		"how the daemon authenticates: managed-identity (federated, no secret), certificate or secret")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch *credential {
+	case devstack.CredentialManagedIdentity, devstack.CredentialCertificate, devstack.CredentialSecret:
+	default:
+		return errors.New("devstack: -credential must be managed-identity, certificate or secret")
 	}
 	if *every < 0 {
 		return errors.New("devstack: -every must be 0 (the schedule) or a positive duration")
@@ -63,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OnTimer:    func(r host.TimerResult) { printTick(stdout, r) },
 		ParentEnv:  os.Getenv,
 		BuildEnv:   os.Environ(),
+		Credential: *credential,
 	})
 	if err != nil {
 		return err
@@ -82,17 +91,29 @@ devstack: ready.
   Functions host   %s   (WeatherHttp at %s)
   Entra ID         %s   (tenant %s)
   CallerTimer      fires %s
+  daemon signs in  with %s
 Call the API by hand with a fresh token (valid for one hour):
 
   %s
 
 Without the Authorization header you get 401; Ctrl-C stops everything.
 
-`, st.Host.URL(), st.APIURL(), st.Entra.URL(), st.TenantID, schedule, curl)
+`, st.Host.URL(), st.APIURL(), st.Entra.URL(), st.TenantID, schedule, credentialText(st), curl)
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "devstack: stopping…")
 	return nil
+}
+
+// credentialText says how the daemon authenticates in this run.
+func credentialText(st *devstack.Stack) string {
+	switch st.Credential {
+	case devstack.CredentialCertificate:
+		return "a certificate (its PEM in the vault as " + st.CallerSecretName + ", registered on the daemon app)"
+	case devstack.CredentialSecret:
+		return "a client secret (in the vault as " + st.CallerSecretName + ")"
+	}
+	return "its managed identity (federated credential: no secret; -credential certificate|secret for the others)"
 }
 
 func printTick(w io.Writer, r host.TimerResult) {

@@ -120,7 +120,7 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 	}
 
 	var resolver *secrets.Resolver
-	if s.WeatherKey.Ref != nil || s.CallerSecret.Ref != nil {
+	if s.WeatherKey.Ref != nil || s.CallerSecret.Ref != nil || s.CallerCertificate.Ref != nil {
 		cred, err := secrets.NewCredential(secrets.CredentialOptions{
 			ManagedIdentity: s.ManagedIdentity,
 			ClientID:        s.AzureClientID,
@@ -137,37 +137,29 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 			return nil, fmt.Errorf("key vault: %w", err)
 		}
 	}
-	var resolutions []func()
+	var watchers []*secrets.Watcher
 	// cell is ready at once for a plain value (the platform resolved the
-	// reference); for a reference it is filled in the background (C18: the
-	// literal reference is never used as the secret).
-	cell := func(set secretSetting) *secrets.Cell {
+	// reference, and re-resolves it itself); for a reference it is filled in
+	// the background by a Watcher, which also re-reads a versionless reference
+	// every KEYVAULT_REFRESH_INTERVAL (C18: the literal reference is never
+	// used as the secret). watcher is nil for a plain value.
+	cell := func(set secretSetting) (*secrets.Cell, *secrets.Watcher) {
 		if set.Ref == nil {
-			return secrets.Ready(set.Value)
+			return secrets.Ready(set.Value), nil
 		}
-		c, ref := secrets.NewCell(), *set.Ref
-		resolutions = append(resolutions, func() { _ = resolver.Keep(ctx, set.Name, ref, c) })
-		return c
+		c := secrets.NewCell()
+		w := resolver.Watch(set.Name, *set.Ref, c, s.RefreshInterval)
+		watchers = append(watchers, w)
+		return c, w
 	}
-	weatherKey, callerSecret := cell(s.WeatherKey), cell(s.CallerSecret)
+	weatherKey, weatherWatch := cell(s.WeatherKey)
 	// OpenWeatherMap answering 401 means the key was rotated (or revoked):
-	// read the reference again at once, so a rotated key heals without a
-	// restart. weather calls this at most once a minute. A plain value (the
-	// platform resolved the reference) is re-resolved by the platform.
+	// the watcher reads the reference again at once, through the same code
+	// path as its schedule, so a rotated key heals without a restart. weather
+	// calls this at most once a minute.
 	var rereadWeatherKey func()
-	if ref := s.WeatherKey.Ref; ref != nil {
-		kvLog := logger.With("dependency", "keyvault", "setting", s.WeatherKey.Name)
-		rereadWeatherKey = func() {
-			go func() {
-				v, err := resolver.Resolve(ctx, *ref)
-				if err != nil {
-					kvLog.Warn("re-reading the weather key after OpenWeatherMap refused it failed", "error", err.Error())
-					return
-				}
-				weatherKey.Set(v)
-				kvLog.Info("weather key re-read from Key Vault after OpenWeatherMap refused it")
-			}()
-		}
+	if weatherWatch != nil {
+		rereadWeatherKey = weatherWatch.Refresh
 	}
 
 	svc, err := weather.New(weather.Options{
@@ -177,20 +169,31 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		CacheTTL:              s.CacheTTL,
 		RatePerMinute:         s.RatePerMinute,
 		OnCredentialsRejected: rereadWeatherKey,
+		UpstreamTimeout:       s.weatherUpstreamTimeout,
 		Logger:                logger.With("dependency", "openweathermap"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("settings WEATHER_*: %w", err)
 	}
 
-	tokens, err := caller.NewMSALTokenSource(caller.MSALOptions{
+	mo := caller.MSALOptions{
 		AuthorityHost: s.AuthorityHost,
 		TenantID:      s.TenantID,
 		ClientID:      s.CallerClientID,
 		Scope:         s.CallerScope,
-		ClientSecret:  callerSecret,
 		HTTPClient:    client,
-	})
+	}
+	switch s.CallerCredential {
+	case caller.CredentialSecret:
+		mo.ClientSecret, _ = cell(s.CallerSecret)
+	case caller.CredentialCertificate:
+		mo.Certificate, _ = cell(s.CallerCertificate)
+	case caller.CredentialManagedIdentity:
+		if mo.ManagedIdentity, err = caller.NewManagedIdentityCredential(s.AzureClientID, client); err != nil {
+			return nil, fmt.Errorf("settings CALLER_CREDENTIAL, AZURE_CLIENT_ID: %w", err)
+		}
+	}
+	tokens, err := caller.NewMSALTokenSource(mo)
 	if err != nil {
 		return nil, fmt.Errorf("settings CALLER_*: %w", err)
 	}
@@ -207,9 +210,11 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 
 	// Everything is built: start the background work.
 	verifier.Start(ctx)
-	for _, resolve := range resolutions {
-		go resolve()
+	for _, w := range watchers {
+		go func() { _ = w.Run(ctx) }()
 	}
+	logger.Info("handler wired", "caller_credential", s.CallerCredential, "keyvault_references", len(watchers),
+		"keyvault_refresh_interval", s.RefreshInterval.String())
 	return routes(logger, verifier, svc, daemon, s.CallerDeadline), nil
 }
 

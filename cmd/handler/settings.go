@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/weatherfunc/handler/internal/auth"
+	"github.com/weatherfunc/handler/internal/caller"
 	"github.com/weatherfunc/handler/internal/funcs"
 	"github.com/weatherfunc/handler/internal/netcheck"
 	"github.com/weatherfunc/handler/internal/secrets"
@@ -36,18 +37,28 @@ type settings struct {
 	CacheTTL       time.Duration
 	RatePerMinute  int
 
-	CallerClientID   string
-	CallerCredential string
-	CallerSecret     secretSetting
-	CallerScope      string
-	CallerTargetURL  string
-	CallerCities     []string
-	CallerDeadline   time.Duration
+	CallerClientID    string
+	CallerCredential  string        // caller.CredentialManagedIdentity, CredentialCertificate or CredentialSecret
+	CallerSecret      secretSetting // when CallerCredential is "secret"
+	CallerCertificate secretSetting // when CallerCredential is "certificate"
+	CallerScope       string
+	CallerTargetURL   string
+	CallerCities      []string
+	CallerDeadline    time.Duration
 
 	// ManagedIdentity is true when the platform provides a managed-identity
 	// endpoint (IDENTITY_ENDPOINT); AzureClientID selects a user-assigned one.
 	ManagedIdentity bool
 	AzureClientID   string
+
+	// RefreshInterval is how often versionless Key Vault references are
+	// read again (KEYVAULT_REFRESH_INTERVAL).
+	RefreshInterval time.Duration
+
+	// weatherUpstreamTimeout is never read from the environment: 0 means
+	// weather's default (10 s). Tests shorten it so that the upstream-timeout
+	// path runs in milliseconds.
+	weatherUpstreamTimeout time.Duration
 }
 
 // secretSetting is a setting that holds a secret: either the value itself
@@ -82,20 +93,29 @@ func parseSettings(getenv func(string) string) (settings, error) {
 	s.RequiredRole = p.str("API_REQUIRED_ROLE", auth.DefaultRequiredRole)
 	s.RequiredScope = p.str("API_REQUIRED_SCOPE", auth.DefaultRequiredScope)
 
-	s.WeatherKey = p.secret("WEATHER_API_KEY")
+	s.WeatherKey = p.secret("WEATHER_API_KEY", false)
 	s.WeatherBaseURL = strings.TrimSuffix(p.hostURL("WEATHER_API_BASE_URL", weather.DefaultBaseURL), "/")
 	s.CacheTTL = p.duration("WEATHER_CACHE_TTL", weather.DefaultCacheTTL, weather.MinCacheTTL, weather.MaxCacheTTL)
 	s.RatePerMinute = p.integer("WEATHER_RATE_LIMIT", weather.DefaultRatePerMinute, 1, 1_000_000)
 
+	s.ManagedIdentity = getenv("IDENTITY_ENDPOINT") != ""
 	s.CallerClientID = p.guid("CALLER_CLIENT_ID")
-	s.CallerCredential = p.str("CALLER_CREDENTIAL", "managed-identity")
+	s.CallerCredential = p.str("CALLER_CREDENTIAL", caller.CredentialManagedIdentity)
 	switch s.CallerCredential {
-	case "secret":
-		s.CallerSecret = p.secret("CALLER_CLIENT_SECRET")
-	case "managed-identity", "certificate":
-		// NOTE: only the client-secret credential is built so far; the
-		// federated managed-identity credential and certificates are issue 4.
-		p.fail("CALLER_CREDENTIAL", `only "secret" is supported by this version ("managed-identity" and "certificate" are not built yet)`)
+	case caller.CredentialSecret:
+		s.CallerSecret = p.secret("CALLER_CLIENT_SECRET", false)
+	case caller.CredentialCertificate:
+		// A value the platform resolved is the PEM text (with line breaks)
+		// or base64 PFX text of the certificate.
+		s.CallerCertificate = p.secret("CALLER_CLIENT_CERTIFICATE", true)
+	case caller.CredentialManagedIdentity:
+		if !s.ManagedIdentity {
+			// NOTE: without IDENTITY_ENDPOINT azidentity would probe the VM
+			// metadata endpoint (169.254.169.254), which a Functions app does
+			// not have: refuse at start rather than fail every tick.
+			p.fail("CALLER_CREDENTIAL", "is managed-identity (the default), which needs the platform's managed identity, "+
+				"but IDENTITY_ENDPOINT is not set (under func start use CALLER_CREDENTIAL=secret or certificate)")
+		}
 	default:
 		p.fail("CALLER_CREDENTIAL", `must be one of managed-identity, certificate, secret`)
 	}
@@ -115,7 +135,6 @@ func parseSettings(getenv func(string) string) (settings, error) {
 	s.CallerCities = p.list("CALLER_CITIES", "London")
 	s.CallerDeadline = p.functionDeadline(getenv("FUNCTIONS_APP_ROOT_PATH"))
 
-	s.ManagedIdentity = getenv("IDENTITY_ENDPOINT") != ""
 	if s.ManagedIdentity {
 		p.url("IDENTITY_ENDPOINT", "")
 		if getenv("IDENTITY_HEADER") == "" {
@@ -125,6 +144,7 @@ func parseSettings(getenv func(string) string) (settings, error) {
 	if v := getenv("AZURE_CLIENT_ID"); v != "" {
 		s.AzureClientID = p.guid("AZURE_CLIENT_ID")
 	}
+	s.RefreshInterval = p.duration("KEYVAULT_REFRESH_INTERVAL", secrets.DefaultRefreshInterval, secrets.MinRefreshInterval, secrets.MaxRefreshInterval)
 	return s, errors.Join(p.errs...)
 }
 
@@ -232,8 +252,9 @@ func (p *parser) list(name, def string) []string {
 }
 
 // secret reads a required setting that holds a secret or a Key Vault
-// reference to one.
-func (p *parser) secret(name string) secretSetting {
+// reference to one. multiline allows line breaks and spaces in a plain value
+// (a certificate's PEM text).
+func (p *parser) secret(name string, multiline bool) secretSetting {
 	s := secretSetting{Name: name}
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {
@@ -251,7 +272,7 @@ func (p *parser) secret(name string) secretSetting {
 		p.fail(name, "is a Key Vault reference to a vault without https (tokens are sent only over TLS)")
 	case isRef:
 		s.Ref = &ref
-	case strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+	case !multiline && strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
 		p.fail(name, "must not contain spaces or control characters (is it pasted whole?)")
 	default:
 		s.Value = secrets.New(v)

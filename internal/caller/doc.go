@@ -3,8 +3,14 @@
 // scope "<api>/.default"), calls the API once per configured city with it, and
 // reports each city's outcome as log lines and a summary for the Functions host.
 //
-// What it owns: building the MSAL confidential client (lazily, once the client
-// secret has been resolved from Key Vault; again when the secret rotates),
+// What it owns: building the MSAL confidential client with one of three
+// credentials (CALLER_CREDENTIAL): a federated credential, where MSAL's
+// assertion callback presents the managed identity's token for
+// api://AzureADTokenExchange as client_assertion, so no secret exists; a
+// certificate (PEM or base64 PFX from Key Vault) that signs MSAL's client
+// assertions; or a client secret. The client is built lazily, once the secret
+// or certificate has been resolved from Key Vault, and again when it rotates.
+// Also:
 // token reuse through MSAL's cache (one token request per token lifetime, case
 // C10), keeping MSAL away from Microsoft's instance discovery when the
 // authority host is not a Microsoft cloud (case C09), telling configuration
@@ -24,7 +30,8 @@
 // retried. MSAL's confidential client makes one HTTP request per attempt (it
 // has no retry of its own), so attempts are not multiplied.
 //
-// The access token and the client secret never appear in a log line, an error
+// The access token, the client secret, the certificate's key and the
+// managed identity's token never appear in a log line, an error
 // or a Report: tokens are secrets.Secret values, MSAL's errors (whose text
 // embeds the authority's response body) are replaced by short ones built from
 // the body's error code.

@@ -212,10 +212,14 @@ func tokenOutcome(err error) outcome {
 	o := outcome{err: err}
 	var te *TokenError
 	var tr *transportError
+	var ce *CredentialError
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrConfig):
 		// Never retried: the setting is wrong.
+	case errors.As(err, &ce):
+		// The daemon's own credential (managed identity, certificate).
+		o.retryable = ce.Retryable()
 	case errors.As(err, &te):
 		o.retryable, o.retryAfter = !te.Permanent(), te.retryAfter
 	case errors.Is(err, secrets.ErrNotReady):

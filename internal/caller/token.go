@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 	"golang.org/x/sync/singleflight"
@@ -46,10 +47,24 @@ type MSALOptions struct {
 	// Scope is the one scope requested (CALLER_SCOPE); it must end in
 	// "/.default", as the client-credentials grant requires.
 	Scope string
+	// The daemon's credential: exactly one of ClientSecret, Certificate and
+	// ManagedIdentity is set (CALLER_CREDENTIAL secret, certificate,
+	// managed-identity).
+	//
 	// ClientSecret holds the daemon's client secret (CALLER_CLIENT_SECRET).
 	// It may become ready after start; the MSAL client is built on the first
 	// Token call that finds it ready, and rebuilt when the value changes.
 	ClientSecret *secrets.Cell
+	// Certificate holds the daemon's certificate with its RSA private key
+	// (CALLER_CLIENT_CERTIFICATE): the PEM text or base64 PFX that Key Vault
+	// returns for a certificate (content types application/x-pem-file and
+	// application/x-pkcs12). Like ClientSecret it may arrive late and may be
+	// rotated; MSAL signs each client assertion with it (PS256, x5t#S256).
+	Certificate *secrets.Cell
+	// ManagedIdentity gets the managed identity's token for
+	// api://AzureADTokenExchange (see NewManagedIdentityCredential), which
+	// MSAL presents as a federated client assertion: no secret at all.
+	ManagedIdentity azcore.TokenCredential
 	// HTTPClient carries MSAL's requests. Default: a client with a 10 s timeout.
 	HTTPClient *http.Client
 }
@@ -61,7 +76,9 @@ type MSALTokenSource struct {
 	discovery bool
 	clientID  string
 	scope     string
-	secret    *secrets.Cell
+	kind      string        // CredentialSecret, CredentialCertificate or CredentialManagedIdentity
+	secret    *secrets.Cell // the secret or the certificate
+	mi        azcore.TokenCredential
 	http      *http.Client
 
 	mu        sync.Mutex
@@ -111,8 +128,22 @@ func NewMSALTokenSource(opts MSALOptions) (*MSALTokenSource, error) {
 	if s := opts.Scope; s == "" || strings.ContainsAny(s, " \t\r\n") || !strings.HasSuffix(s, "/.default") || s == "/.default" {
 		errs = append(errs, errors.New(`caller: CALLER_SCOPE must be one scope ending in "/.default" (the client-credentials grant accepts no other)`))
 	}
-	if opts.ClientSecret == nil {
-		errs = append(errs, errors.New("caller: CALLER_CLIENT_SECRET is required for the secret credential"))
+	kind, cell := "", (*secrets.Cell)(nil)
+	n := 0
+	if opts.ClientSecret != nil {
+		kind, cell, n = CredentialSecret, opts.ClientSecret, n+1
+	}
+	if opts.Certificate != nil {
+		kind, cell, n = CredentialCertificate, opts.Certificate, n+1
+	}
+	if opts.ManagedIdentity != nil {
+		kind, n = CredentialManagedIdentity, n+1
+	}
+	switch {
+	case n == 0:
+		errs = append(errs, errors.New("caller: a credential is required: CALLER_CLIENT_SECRET for the secret credential, CALLER_CLIENT_CERTIFICATE for the certificate, or a managed identity (CALLER_CREDENTIAL)"))
+	case n > 1:
+		errs = append(errs, errors.New("caller: CALLER_CREDENTIAL: only one of a client secret, a certificate and a managed identity may be given"))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -126,10 +157,16 @@ func NewMSALTokenSource(opts MSALOptions) (*MSALTokenSource, error) {
 		discovery: microsoftHosts[strings.ToLower(u.Hostname())],
 		clientID:  opts.ClientID,
 		scope:     opts.Scope,
-		secret:    opts.ClientSecret,
+		kind:      kind,
+		secret:    cell,
+		mi:        opts.ManagedIdentity,
 		http:      hc,
 	}, nil
 }
+
+// Credential reports the credential kind: CredentialSecret,
+// CredentialCertificate or CredentialManagedIdentity.
+func (m *MSALTokenSource) Credential() string { return m.kind }
 
 // InstanceDiscovery reports whether MSAL's instance discovery is on: only for
 // Microsoft cloud hosts (case C09).
@@ -177,7 +214,7 @@ func (m *MSALTokenSource) acquire(ctx context.Context) (secrets.Secret, error) {
 	}
 	res, err := c.AcquireTokenByCredential(ctx, []string{m.scope})
 	if err != nil {
-		return secrets.Secret{}, classify(err)
+		return secrets.Secret{}, m.classify(err)
 	}
 	if res.AccessToken == "" {
 		return secrets.Secret{}, errors.New("caller: the authority returned an empty access token")
@@ -186,25 +223,67 @@ func (m *MSALTokenSource) acquire(ctx context.Context) (secrets.Secret, error) {
 }
 
 // msalClient returns the confidential client, building it on first use once
-// the secret is ready, and again when the secret has rotated (the new client
-// starts with an empty cache, so a rotation costs one token request).
+// the credential is ready, and again when the secret or certificate has
+// rotated (the new client starts with an empty cache, so a rotation costs one
+// token request). The managed-identity client is built once: its assertion
+// callback asks for a fresh managed-identity token each time.
 func (m *MSALTokenSource) msalClient() (*confidential.Client, error) {
+	if m.kind == CredentialManagedIdentity {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.client == nil {
+			c, err := m.newClient(confidential.NewCredFromAssertionCallback(federatedAssertion(m.mi)))
+			if err != nil {
+				return nil, err
+			}
+			m.client = c
+		}
+		return m.client, nil
+	}
+	setting := credentialSetting[m.kind]
 	sec, err := m.secret.Get()
 	if err != nil {
-		return nil, fmt.Errorf("caller: CALLER_CLIENT_SECRET is not available: %w", err)
+		return nil, fmt.Errorf("caller: %s is not available: %w", setting, err)
 	}
 	if sec.IsZero() {
-		return nil, errors.New("caller: CALLER_CLIENT_SECRET is empty")
+		return nil, fmt.Errorf("caller: %s is empty", setting)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.client != nil && subtle.ConstantTimeCompare([]byte(sec.Reveal()), []byte(m.builtWith.Reveal())) == 1 {
 		return m.client, nil
 	}
-	cred, err := confidential.NewCredFromSecret(sec.Reveal())
-	if err != nil {
-		return nil, errors.New("caller: CALLER_CLIENT_SECRET is not usable")
+	var cred confidential.Credential
+	if m.kind == CredentialCertificate {
+		certs, key, err := parseCertificate(sec)
+		if err == nil {
+			cred, err = confidential.NewCredFromCert(certs, key)
+		}
+		if err != nil {
+			return nil, &CredentialError{Setting: setting, Reason: setting + " " + err.Error()}
+		}
+	} else {
+		cred, err = confidential.NewCredFromSecret(sec.Reveal())
+		if err != nil {
+			return nil, errors.New("caller: CALLER_CLIENT_SECRET is not usable")
+		}
 	}
+	c, err := m.newClient(cred)
+	if err != nil {
+		return nil, err
+	}
+	m.client, m.builtWith = c, sec
+	return m.client, nil
+}
+
+// credentialSetting is the setting that holds each kind's credential.
+var credentialSetting = map[string]string{
+	CredentialSecret:          "CALLER_CLIENT_SECRET",
+	CredentialCertificate:     "CALLER_CLIENT_CERTIFICATE",
+	CredentialManagedIdentity: "AZURE_CLIENT_ID",
+}
+
+func (m *MSALTokenSource) newClient(cred confidential.Credential) (*confidential.Client, error) {
 	opts := []confidential.Option{confidential.WithHTTPClient(m.http)}
 	if !m.discovery {
 		opts = append(opts, confidential.WithInstanceDiscovery(false))
@@ -213,8 +292,7 @@ func (m *MSALTokenSource) msalClient() (*confidential.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("caller: MSAL client for the authority (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID): %s", oneLine(err.Error()))
 	}
-	m.client, m.builtWith = &c, sec
-	return m.client, nil
+	return &c, nil
 }
 
 // ErrConfig is matched (errors.Is) by token errors that a retry cannot fix:
@@ -233,8 +311,10 @@ type TokenError struct {
 	Code string
 	// AADSTS is the first of the body's error_codes (7000215), 0 when absent.
 	AADSTS int
-	// Setting names the setting to fix (CALLER_CLIENT_SECRET, CALLER_CLIENT_ID,
-	// CALLER_SCOPE, AZURE_TENANT_ID) for configuration errors; "" otherwise.
+	// Setting names the setting to fix (CALLER_CLIENT_SECRET,
+	// CALLER_CLIENT_CERTIFICATE, AZURE_CLIENT_ID for the managed identity's
+	// federated credential, CALLER_CLIENT_ID, CALLER_SCOPE, AZURE_TENANT_ID)
+	// for configuration errors; "" otherwise.
 	Setting string
 
 	retryAfter string // the reply's Retry-After header
@@ -267,17 +347,33 @@ func (e *TokenError) Permanent() bool {
 }
 
 var settingHint = map[string]string{
-	"CALLER_CLIENT_SECRET": "check CALLER_CLIENT_SECRET (wrong, expired or not the daemon app's secret)",
-	"CALLER_CLIENT_ID":     "check CALLER_CLIENT_ID (no such application in the tenant; also check AZURE_TENANT_ID)",
-	"CALLER_SCOPE":         `check CALLER_SCOPE (must be "<API App ID URI or client ID>/.default" of an API in the tenant)`,
-	"AZURE_TENANT_ID":      "check AZURE_TENANT_ID (the authority does not know the tenant)",
+	"CALLER_CLIENT_SECRET":      "check CALLER_CLIENT_SECRET (wrong, expired or not the daemon app's secret)",
+	"CALLER_CLIENT_CERTIFICATE": "check CALLER_CLIENT_CERTIFICATE (its certificate must be registered on the daemon app, unexpired, and the clock right)",
+	"AZURE_CLIENT_ID": "the managed identity's token was refused as the daemon's credential: the daemon app (CALLER_CLIENT_ID) needs a federated credential " +
+		"with issuer <AZURE_AUTHORITY_HOST>/<AZURE_TENANT_ID>/v2.0, subject the identity's principal (object) ID and audience api://AzureADTokenExchange; " +
+		"AZURE_CLIENT_ID selects the user-assigned identity",
+	"CALLER_CLIENT_ID": "check CALLER_CLIENT_ID (no such application in the tenant; also check AZURE_TENANT_ID)",
+	"CALLER_SCOPE":     `check CALLER_SCOPE (must be "<API App ID URI or client ID>/.default" of an API in the tenant)`,
+	"AZURE_TENANT_ID":  "check AZURE_TENANT_ID (the authority does not know the tenant)",
 }
 
-// settingFor maps an OAuth error to the setting that causes it.
+// settingFor maps an OAuth error to the setting that causes it, for the
+// secret credential.
 func settingFor(code string, aadsts int) string {
+	return settingForKind(CredentialSecret, code, aadsts)
+}
+
+// federatedErrors are the AADSTS numbers of a federated credential that does
+// not match: no record (70021), none for the issuer, audience or subject
+// (700211, 700212, 700213), subject case mismatch (7002138).
+var federatedErrors = map[int]bool{70021: true, 700211: true, 700212: true, 700213: true, 7002138: true}
+
+// settingForKind maps an OAuth error to the setting that causes it, for a
+// credential kind: a refused credential is the setting that holds it.
+func settingForKind(kind, code string, aadsts int) string {
 	switch {
-	case code == "invalid_client":
-		return "CALLER_CLIENT_SECRET"
+	case code == "invalid_client" || (kind == CredentialManagedIdentity && federatedErrors[aadsts]):
+		return credentialSetting[kind]
 	case code == "unauthorized_client" || aadsts == 700016:
 		return "CALLER_CLIENT_ID"
 	case code == "invalid_scope" || code == "invalid_resource" || aadsts == 1002012 || aadsts == 500011:
@@ -292,9 +388,14 @@ func settingFor(code string, aadsts int) string {
 const maxErrorBody = 64 << 10
 
 // classify turns an MSAL error into a TokenError when the authority answered
-// (MSAL's CallErr carries the response), or a one-line error otherwise. The
+// (MSAL's CallErr carries the response), the CredentialError of a
+// credential that could not be produced, or a one-line error otherwise. The
 // response body is read for its error and error_codes only.
-func classify(err error) error {
+func (m *MSALTokenSource) classify(err error) error {
+	var cred *CredentialError
+	if errors.As(err, &cred) {
+		return cred
+	}
 	var ce msalerrors.CallErr
 	if errors.As(err, &ce) && ce.Resp != nil {
 		te := &TokenError{Status: ce.Resp.StatusCode, retryAfter: ce.Resp.Header.Get("Retry-After")}
@@ -303,7 +404,7 @@ func classify(err error) error {
 			ce.Resp.Body = io.NopCloser(bytes.NewReader(raw))
 			te.Code, te.AADSTS = parseAuthorityError(raw)
 		}
-		te.Setting = settingFor(te.Code, te.AADSTS)
+		te.Setting = settingForKind(m.kind, te.Code, te.AADSTS)
 		return te
 	}
 	// Not an answer from the authority: network, TLS, deadline, a malformed

@@ -3,11 +3,16 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -54,7 +59,22 @@ type Options struct {
 	// only PATH, HOME and TMPDIR on to the handler (as a real host would
 	// pass its own). Nil passes nothing on.
 	ParentEnv func(string) string
+	// Credential is how the daemon authenticates (CALLER_CREDENTIAL):
+	// CredentialManagedIdentity (the default: the user-assigned identity's
+	// token for api://AzureADTokenExchange, signed by the Entra stand-in, is
+	// presented as a federated credential that the daemon app trusts; no
+	// secret exists), CredentialCertificate (a fresh certificate registered
+	// on the daemon app, its PEM in the vault) or CredentialSecret (a fresh
+	// client secret in the vault).
+	Credential string
 }
+
+// The daemon credentials the offline stack can run (Options.Credential).
+const (
+	CredentialManagedIdentity = "managed-identity"
+	CredentialCertificate     = "certificate"
+	CredentialSecret          = "secret"
+)
 
 // Stack is a running offline system. Close stops all of it.
 type Stack struct {
@@ -70,11 +90,25 @@ type Stack struct {
 	APIAppIDURI    string
 	CallerClientID string
 
-	// SecretValues are the values the stand-in vault holds, so that tests can
-	// prove none of them is ever printed.
+	// Credential is the daemon's credential kind (Options.Credential, with
+	// its default applied).
+	Credential string
+	// IdentityClientID and IdentityPrincipalID are the user-assigned managed
+	// identity's client ID (AZURE_CLIENT_ID) and principal (object) ID, the
+	// subject of the daemon app's federated credential.
+	IdentityClientID    string
+	IdentityPrincipalID string
+
+	// SecretValues are the values the stand-in vault holds (the weather key,
+	// and the daemon's client secret or certificate PEM when that is the
+	// credential) and the managed-identity endpoint's IDENTITY_HEADER, so that
+	// tests can prove none of them is ever printed. The weather key is first.
 	SecretValues []string
 	// WeatherSecretName is the vault's name for the OpenWeatherMap key.
 	WeatherSecretName string
+	// CallerSecretName is the vault's name for the daemon's client secret or
+	// certificate; "" for the managed-identity credential.
+	CallerSecretName string
 
 	workDir string
 	closers []func() error
@@ -84,6 +118,7 @@ type Stack struct {
 const (
 	defaultWeatherSecret = "weather-api-key"
 	defaultCallerSecret  = "caller-client-secret"
+	defaultCallerCert    = "caller-certificate"
 	requiredRole         = "access_as_application"
 )
 
@@ -103,13 +138,24 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
+	if opts.Credential == "" {
+		opts.Credential = CredentialManagedIdentity
+	}
+	switch opts.Credential {
+	case CredentialManagedIdentity, CredentialCertificate, CredentialSecret:
+	default:
+		return nil, fmt.Errorf("devstack: credential %q: want %s, %s or %s", opts.Credential, CredentialManagedIdentity, CredentialCertificate, CredentialSecret)
+	}
 	if err := requireLoopback(opts.Addr); err != nil {
 		return nil, err
 	}
 	st = &Stack{
-		TenantID:       newGUID(),
-		APIClientID:    newGUID(),
-		CallerClientID: newGUID(),
+		TenantID:            newGUID(),
+		APIClientID:         newGUID(),
+		CallerClientID:      newGUID(),
+		Credential:          opts.Credential,
+		IdentityClientID:    newGUID(),
+		IdentityPrincipalID: newGUID(),
 	}
 	st.APIAppIDURI = "api://" + st.APIClientID
 	defer func() {
@@ -143,15 +189,70 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		return st, err
 	}
 
-	weatherKey, callerSecret := randomSecret(), randomSecret()
-	st.SecretValues = []string{weatherKey, callerSecret}
+	weatherKey := randomSecret()
+	miHeader := randomSecret()
+	st.SecretValues = []string{weatherKey, miHeader}
 	weatherName := secretName(values["WEATHER_API_KEY"], defaultWeatherSecret)
 	st.WeatherSecretName = weatherName
-	callerName := secretName(values["CALLER_CLIENT_SECRET"], defaultCallerSecret)
+	vaultSecrets := map[string]string{weatherName: weatherKey}
+	vaultTypes := map[string]string{}
 
-	// Managed identity endpoint (plain HTTP on loopback, like the platform's).
-	miHeader := randomSecret()
-	st.Identity = identity.New(identity.Options{Header: miHeader, ClientIDs: []string{""}, PrincipalID: newGUID()})
+	// The daemon app registration holds exactly the credential in use: a
+	// federated credential trusting the managed identity (no secret at all),
+	// a certificate, or a client secret.
+	daemon := entra.Client{Roles: []string{requiredRole}}
+	callerSetting := ""
+	switch opts.Credential {
+	case CredentialManagedIdentity:
+		daemon.FederatedCredentials = []entra.FederatedCredential{{Subject: st.IdentityPrincipalID}}
+	case CredentialCertificate:
+		cert, pemText, err := newDaemonCertificate()
+		if err != nil {
+			return st, err
+		}
+		daemon.Certificates = []*x509.Certificate{cert}
+		callerSetting = "CALLER_CLIENT_CERTIFICATE"
+		st.CallerSecretName = secretName(values[callerSetting], defaultCallerCert)
+		vaultSecrets[st.CallerSecretName] = pemText
+		vaultTypes[st.CallerSecretName] = "application/x-pem-file" // what Key Vault gives a PEM certificate's secret
+		st.SecretValues = append(st.SecretValues, pemText)
+	case CredentialSecret:
+		secret := randomSecret()
+		daemon.Secret = secret
+		callerSetting = "CALLER_CLIENT_SECRET"
+		st.CallerSecretName = secretName(values[callerSetting], defaultCallerSecret)
+		vaultSecrets[st.CallerSecretName] = secret
+		st.SecretValues = append(st.SecretValues, secret)
+	}
+
+	// Entra ID (HTTPS). Started first: the identity endpoint signs its
+	// federated tokens with it.
+	st.Entra, err = entra.Start(st.CA, entra.Options{
+		TenantID: st.TenantID,
+		Clients:  map[string]entra.Client{st.CallerClientID: daemon},
+		API:      entra.API{ClientID: st.APIClientID, AppIDURI: st.APIAppIDURI},
+	})
+	if err != nil {
+		return st, err
+	}
+	st.closers = append(st.closers, st.Entra.Close)
+
+	// Managed identity endpoint (plain HTTP on loopback, like the
+	// platform's): one user-assigned identity, as deployed (DESIGN §7). Its
+	// token for api://AzureADTokenExchange is a JWT the Entra stand-in signs
+	// (subject: the identity's principal ID); for the vault, an opaque token.
+	entraSrv := st.Entra
+	st.Identity = identity.New(identity.Options{
+		Header:      miHeader,
+		ClientIDs:   []string{st.IdentityClientID},
+		PrincipalID: st.IdentityPrincipalID,
+		Mint: func(r identity.TokenRequest) (string, error) {
+			if r.Resource == entra.TokenExchangeAudience {
+				return entraSrv.MintFederated(r.PrincipalID, r.ClientID, r.ExpiresOn)
+			}
+			return identity.RandomToken(), nil
+		},
+	})
 	miURL, err := st.serveHTTP(st.Identity.Handler())
 	if err != nil {
 		return st, err
@@ -159,8 +260,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 
 	// Key Vault (HTTPS), accepting only tokens the identity endpoint issued for it.
 	st.Vault = keyvault.New(keyvault.Options{
-		TenantID: st.TenantID,
-		Secrets:  map[string]string{weatherName: weatherKey, callerName: callerSecret},
+		TenantID:     st.TenantID,
+		Secrets:      vaultSecrets,
+		ContentTypes: vaultTypes,
 		Authorize: func(bearer string) bool {
 			return st.Identity.Valid(bearer, "https://vault.azure.net")
 		},
@@ -170,17 +272,6 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		return st, err
 	}
 	st.Vault.SetVaultURL(vaultURL)
-
-	// Entra ID (HTTPS): the daemon app holds the API's app role.
-	st.Entra, err = entra.Start(st.CA, entra.Options{
-		TenantID: st.TenantID,
-		Clients:  map[string]entra.Client{st.CallerClientID: {Secret: callerSecret, Roles: []string{requiredRole}}},
-		API:      entra.API{ClientID: st.APIClientID, AppIDURI: st.APIAppIDURI},
-	})
-	if err != nil {
-		return st, err
-	}
-	st.closers = append(st.closers, st.Entra.Close)
 
 	// OpenWeatherMap (plain HTTP on loopback), accepting only the vault's key.
 	st.Weather = owm.New(owm.Options{APIKey: weatherKey})
@@ -203,14 +294,21 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		// The stand-in has no plan limits; the paid "Startup" plan's rate
 		// lets a newcomer try many cities by hand without our own limiter
 		// answering 503 after the free plan's burst.
-		"WEATHER_RATE_LIMIT":   "600",
-		"CALLER_CLIENT_ID":     st.CallerClientID,
-		"CALLER_CREDENTIAL":    "secret",
-		"CALLER_CLIENT_SECRET": reference(vaultURL, callerName),
-		"CALLER_TARGET_URL":    "http://" + hostAddr + "/api/WeatherHttp",
-		"IDENTITY_ENDPOINT":    miURL + "/msi/token",
-		"IDENTITY_HEADER":      miHeader,
-		"SSL_CERT_FILE":        caFile,
+		"WEATHER_RATE_LIMIT": "600",
+		"CALLER_CLIENT_ID":   st.CallerClientID,
+		"CALLER_CREDENTIAL":  opts.Credential,
+		"CALLER_TARGET_URL":  "http://" + hostAddr + "/api/WeatherHttp",
+		"AZURE_CLIENT_ID":    st.IdentityClientID,
+		"IDENTITY_ENDPOINT":  miURL + "/msi/token",
+		"IDENTITY_HEADER":    miHeader,
+		"SSL_CERT_FILE":      caFile,
+	}
+	// Only the credential in use is set: a stray reference to a vault that
+	// does not exist here would be a setting nobody reads.
+	delete(values, "CALLER_CLIENT_SECRET")
+	delete(values, "CALLER_CLIENT_CERTIFICATE")
+	if callerSetting != "" {
+		overrides[callerSetting] = reference(vaultURL, st.CallerSecretName)
 	}
 	for k, v := range overrides {
 		values[k] = v
@@ -409,6 +507,43 @@ func newGUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// newDaemonCertificate makes the daemon's certificate for a run: an RSA-2048
+// key and a self-signed certificate valid for a year, and their PEM text as
+// Key Vault returns a PEM certificate's secret (key, then certificate).
+func newDaemonCertificate() (*x509.Certificate, string, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, "", fmt.Errorf("devstack: certificate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "weatherfunc devstack daemon"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, "", fmt.Errorf("devstack: certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, "", err
+	}
+	p8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, "", err
+	}
+	text := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return cert, text, nil
 }
 
 // randomSecret makes a fresh value per run: nothing the stack uses is a

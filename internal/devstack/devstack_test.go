@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -35,17 +36,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestEndToEnd builds handler and runs it under the stand-in Functions host
-// with every stand-in, as `go run ./cmd/devstack` does, and checks the whole
-// path: CallerTimer → MSAL → Entra → WeatherHttp (token validated against the
-// JWKS) → Key Vault-resolved key → OpenWeatherMap.
-func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the handler binary")
+// buildHandler compiles cmd/handler once for every stack of a test.
+func buildHandler(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "handler")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/handler")
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	return bin
+}
 
+func startStack(t *testing.T, ctx context.Context, credential, bin string) (*devstack.Stack, *syncBuffer, *syncBuffer) {
+	t.Helper()
 	var stdout, stderr syncBuffer
 	st, err := devstack.Start(ctx, devstack.Options{
 		RepoRoot: filepath.Join("..", ".."),
@@ -55,43 +60,132 @@ func TestEndToEnd(t *testing.T) {
 		Stdout:     &stdout,
 		Stderr:     &stderr,
 		ParentEnv:  os.Getenv,
-		BuildEnv:   os.Environ(),
+		Handler:    bin,
+		Credential: credential,
 	})
 	if err != nil {
 		t.Fatalf("devstack.Start: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
-	defer st.Close()
+	t.Cleanup(func() { _ = st.Close() })
+	return st, &stdout, &stderr
+}
+
+// threeTicks fires CallerTimer three times and checks that each tick read
+// London's weather and that the three cost one token request.
+func threeTicks(t *testing.T, ctx context.Context, st *devstack.Stack, stderr *syncBuffer) {
+	t.Helper()
+	tokensBefore, londonBefore := st.Entra.TokenRequests(), st.Weather.CallsFor("London")
+	for i := range 3 {
+		res, err := st.Host.FireTimer(ctx, "CallerTimer", false)
+		if err != nil {
+			t.Fatalf("tick %d: %v", i, err)
+		}
+		if res.Failed || res.Status != http.StatusOK {
+			t.Fatalf("tick %d failed: status %d, %s\nstderr:\n%s", i, res.Status, res.Reason, stderr.String())
+		}
+		logs := strings.Join(res.Logs, "\n")
+		// London's recorded observation (weather_weather_name.body.json).
+		for _, want := range []string{"London", "light rain", "200"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("tick %d Logs lack %q:\n%s", i, want, logs)
+			}
+		}
+	}
+	if got := st.Entra.TokenRequests() - tokensBefore; got != 1 {
+		t.Errorf("token requests over three ticks = %d, want 1", got)
+	}
+	if got := st.Weather.CallsFor("London") - londonBefore; got != 1 {
+		t.Errorf("weather calls for London over three ticks = %d, want 1", got)
+	}
+}
+
+// noSecretPrinted checks that nothing the handler printed holds a secret
+// value, the identity header, or a token (or a token's signature).
+func noSecretPrinted(t *testing.T, st *devstack.Stack, out string, extra ...string) {
+	t.Helper()
+	issued := st.Entra.IssuedTokens()
+	if len(issued) == 0 {
+		t.Fatal("the daemon got no token from the Entra stand-in")
+	}
+	for _, s := range append(append(append([]string(nil), st.SecretValues...), extra...), issued...) {
+		if strings.Contains(out, s) {
+			t.Errorf("handler output contains a secret or token")
+		}
+		// PEM text: any of its base64 lines.
+		for _, line := range strings.Split(s, "\n") {
+			if len(line) >= 40 && strings.Contains(out, line) {
+				t.Errorf("handler output contains a line of a secret")
+			}
+		}
+	}
+	// And the tokens' signatures, in case a log line cut one up.
+	for _, tok := range append(append([]string(nil), extra...), issued...) {
+		if i := strings.LastIndexByte(tok, '.'); i >= 0 {
+			if sig := tok[i+1:]; len(sig) > 16 && strings.Contains(out, sig) {
+				t.Errorf("handler output contains a token signature")
+			}
+		}
+	}
+}
+
+// TestEndToEnd builds handler and runs it under the stand-in Functions host
+// with every stand-in, as `go run ./cmd/devstack` does, once per daemon
+// credential, and checks the whole path: CallerTimer → MSAL (federated
+// managed-identity assertion, certificate assertion or client secret) →
+// Entra → WeatherHttp (token validated against the JWKS) → Key
+// Vault-resolved key → OpenWeatherMap.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the handler binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin := buildHandler(t)
 	client := &http.Client{Timeout: 20 * time.Second}
 
+	for _, cred := range []string{devstack.CredentialCertificate, devstack.CredentialSecret} {
+		t.Run(cred, func(t *testing.T) {
+			st, stdout, stderr := startStack(t, ctx, cred, bin)
+			if st.Credential != cred || st.CallerSecretName == "" {
+				t.Errorf("stack credential %q, caller secret %q", st.Credential, st.CallerSecretName)
+			}
+			goodToken, err := st.Entra.Mint(entra.MintOptions{ClientID: st.CallerClientID, Roles: []string{"access_as_application"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitForAPI(t, client, st, goodToken)
+			threeTicks(t, ctx, st, stderr)
+			if n := st.Vault.Reads(st.CallerSecretName); n != 1 {
+				t.Errorf("vault reads of %s = %d, want 1", st.CallerSecretName, n)
+			}
+			noSecretPrinted(t, st, stdout.String()+stderr.String(), goodToken)
+		})
+	}
+
+	// The default: managed identity, no daemon secret anywhere.
+	st, stdout, stderr := startStack(t, ctx, "", bin)
+	if st.Credential != devstack.CredentialManagedIdentity || st.CallerSecretName != "" {
+		t.Errorf("default credential %q, caller secret %q", st.Credential, st.CallerSecretName)
+	}
 	goodToken, err := st.Entra.Mint(entra.MintOptions{ClientID: st.CallerClientID, Roles: []string{"access_as_application"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitForAPI(t, client, st, goodToken)
 
-	t.Run("three ticks, one token request, one weather request", func(t *testing.T) {
-		tokensBefore, londonBefore := st.Entra.TokenRequests(), st.Weather.CallsFor("London")
-		for i := range 3 {
-			res, err := st.Host.FireTimer(ctx, "CallerTimer", false)
-			if err != nil {
-				t.Fatalf("tick %d: %v", i, err)
-			}
-			if res.Failed || res.Status != http.StatusOK {
-				t.Fatalf("tick %d failed: status %d, %s\nstderr:\n%s", i, res.Status, res.Reason, stderr.String())
-			}
-			logs := strings.Join(res.Logs, "\n")
-			// London's recorded observation (weather_weather_name.body.json).
-			for _, want := range []string{"London", "light rain", "200"} {
-				if !strings.Contains(logs, want) {
-					t.Errorf("tick %d Logs lack %q:\n%s", i, want, logs)
-				}
-			}
+	t.Run("managed-identity: three ticks, one token request, one weather request", func(t *testing.T) {
+		miBefore := st.Identity.Requests()
+		threeTicks(t, ctx, st, stderr)
+		// The daemon app has only a federated credential, so the token
+		// proves the assertion: the identity endpoint's token for
+		// api://AzureADTokenExchange, asked for once (azidentity caches it).
+		if n := st.Identity.Requests() - miBefore; n != 1 {
+			t.Errorf("managed-identity requests over three ticks = %d, want 1 (the federated assertion)", n)
 		}
-		if got := st.Entra.TokenRequests() - tokensBefore; got != 1 {
-			t.Errorf("token requests over three ticks = %d, want 1", got)
-		}
-		if got := st.Weather.CallsFor("London") - londonBefore; got != 1 {
-			t.Errorf("weather calls for London over three ticks = %d, want 1", got)
+		for _, name := range []string{"caller-client-secret", "caller-certificate"} {
+			if n := st.Vault.Reads(name); n != 0 {
+				t.Errorf("vault reads of %s = %d, want none", name, n)
+			}
 		}
 	})
 
@@ -178,29 +272,14 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("no secret in anything the handler printed", func(t *testing.T) {
-		out := stdout.String() + stderr.String()
-		issued := st.Entra.IssuedTokens()
-		if len(issued) == 0 {
-			t.Fatal("the daemon got no token from the Entra stand-in")
-		}
-		for _, s := range append(append(st.SecretValues, rotated, goodToken, noRole), issued...) {
-			if strings.Contains(out, s) {
-				t.Errorf("handler output contains a secret or token")
-			}
-		}
-		// And the tokens' signatures, in case a log line cut one up.
-		for _, tok := range append([]string{goodToken, noRole}, issued...) {
-			sig := tok[strings.LastIndexByte(tok, '.')+1:]
-			if strings.Contains(out, sig) {
-				t.Errorf("handler output contains a token signature")
-			}
-		}
+		noSecretPrinted(t, st, stdout.String()+stderr.String(), rotated, goodToken, noRole)
 	})
 }
 
 // waitForAPI polls WeatherHttp with another city until the handler has loaded
 // the signing keys and resolved the weather key from the vault, and until the
-// daemon's client secret has been read, so the counted ticks start warm.
+// daemon's secret or certificate (if any) has been read, so the counted ticks
+// start warm.
 func waitForAPI(t *testing.T, client *http.Client, st *devstack.Stack, token string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -210,7 +289,7 @@ func waitForAPI(t *testing.T, client *http.Client, st *devstack.Stack, token str
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && st.Vault.Reads("caller-client-secret") > 0 {
+			if resp.StatusCode == http.StatusOK && (st.CallerSecretName == "" || st.Vault.Reads(st.CallerSecretName) > 0) {
 				return
 			}
 		}

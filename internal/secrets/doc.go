@@ -7,9 +7,14 @@
 // VaultName=…;SecretName=…[;SecretVersion=…]) and treats anything that starts
 // like a reference as one, so an unresolved or malformed reference is never
 // mistaken for the secret. Resolver.Resolve reads one secret; Resolver.Keep
-// retries in the background until the secret is in its Cell. Errors name the
-// vault host and the secret, carry Key Vault's status and error code, and say
-// what to do; no error or log line carries a secret or a token.
+// retries in the background until the secret is in its Cell; a Watcher
+// (Resolver.Watch) does what Keep does and then re-reads a versionless
+// reference on a schedule (KEYVAULT_REFRESH_INTERVAL, default 1 h) and on
+// request (Refresh: OpenWeatherMap refused the key), so a rotated secret
+// heals without a restart; a versioned reference is read once. Errors name the
+// vault host and the secret, carry Key Vault's status and error code (and, for
+// a 403, which identity asked from which address), and say what to do; no
+// error or log line carries a secret or a token.
 //
 // The one relaxed check: azsecrets verifies that the resource named in a
 // vault's 401 challenge belongs to the vault's domain. That cannot hold for a
@@ -19,7 +24,7 @@
 // hosts) but Resolve refuses it, since tokens travel only over https.
 //
 // Not done here: reading the environment (cmd/handler decides whether the
-// managed identity is available and passes AZURE_CLIENT_ID), periodic
-// re-reading of rotated secrets, and certificates (a PEM or PFX secret is
-// returned as its text).
+// managed identity is available and passes AZURE_CLIENT_ID) and parsing
+// certificates (a PEM or PFX secret is returned as its text; package caller
+// parses it).
 package secrets

@@ -44,6 +44,10 @@ type ResolverOptions struct {
 	// Timeout bounds each Resolve call, token acquisition included. Default
 	// DefaultTimeout.
 	Timeout time.Duration
+	// After returns a channel that receives once d has passed: Keep's and
+	// Watch's waits (backoff, refresh schedule). Default time.After. Tests
+	// inject their own to drive the schedule without waiting.
+	After func(d time.Duration) <-chan time.Time
 }
 
 // Resolver reads secrets named by Key Vault references with azsecrets. It
@@ -57,6 +61,7 @@ type Resolver struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	timeout    time.Duration
+	after      func(time.Duration) <-chan time.Time
 
 	mu      sync.Mutex
 	clients map[string]*azsecrets.Client // by Reference.VaultURL
@@ -74,7 +79,11 @@ func NewResolver(opts ResolverOptions) (*Resolver, error) {
 		minBackoff: opts.MinBackoff,
 		maxBackoff: opts.MaxBackoff,
 		timeout:    opts.Timeout,
+		after:      opts.After,
 		clients:    make(map[string]*azsecrets.Client),
+	}
+	if r.after == nil {
+		r.after = time.After
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -98,27 +107,38 @@ func NewResolver(opts ResolverOptions) (*Resolver, error) {
 // retries). Its errors are *ResolveError values that name the vault host and the
 // secret and say what to do; they never contain the secret.
 func (r *Resolver) Resolve(ctx context.Context, ref Reference) (Secret, error) {
+	s, _, err := r.fetch(ctx, ref)
+	return s, err
+}
+
+// fetch is Resolve that also returns the version read (from the secret's id;
+// "" when the vault did not say), which is safe to log.
+func (r *Resolver) fetch(ctx context.Context, ref Reference) (Secret, string, error) {
 	u, err := checkVaultURL(ref.VaultURL)
 	if err != nil {
-		return Secret{}, &ResolveError{Vault: hostOf(ref.VaultURL), Name: ref.Name, Reason: err.Error(), invalid: true}
+		return Secret{}, "", &ResolveError{Vault: hostOf(ref.VaultURL), Name: ref.Name, Reason: err.Error(), invalid: true}
 	}
 	if !validSecretName(ref.Name) || (ref.Version != "" && !validVersion(ref.Version)) {
-		return Secret{}, &ResolveError{Vault: u.Host, Name: ref.Name, Reason: "invalid secret name or version", invalid: true}
+		return Secret{}, "", &ResolveError{Vault: u.Host, Name: ref.Name, Reason: "invalid secret name or version", invalid: true}
 	}
 	client, err := r.client(ref.VaultURL, u)
 	if err != nil {
-		return Secret{}, &ResolveError{Vault: u.Host, Name: ref.Name, Reason: "cannot build the Key Vault client", Err: err}
+		return Secret{}, "", &ResolveError{Vault: u.Host, Name: ref.Name, Reason: "cannot build the Key Vault client", Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	resp, err := client.GetSecret(ctx, ref.Name, ref.Version, nil)
 	if err != nil {
-		return Secret{}, explain(u.Host, ref.Name, r.timeout, err)
+		return Secret{}, "", explain(u.Host, ref.Name, r.timeout, err)
 	}
 	if resp.Value == nil {
-		return Secret{}, &ResolveError{Vault: u.Host, Name: ref.Name, StatusCode: http.StatusOK, Reason: "the vault returned the secret without a value"}
+		return Secret{}, "", &ResolveError{Vault: u.Host, Name: ref.Name, StatusCode: http.StatusOK, Reason: "the vault returned the secret without a value"}
 	}
-	return New(*resp.Value), nil
+	version := ""
+	if resp.ID != nil && validVersion(resp.ID.Version()) {
+		version = resp.ID.Version()
+	}
+	return New(*resp.Value), version, nil
 }
 
 // checkVaultURL accepts https://host[:port]. An http URL, which ParseReference
@@ -225,7 +245,7 @@ func explain(vault, name string, timeout time.Duration, err error) *ResolveError
 	case errors.As(err, &re):
 		e.StatusCode = re.StatusCode
 		e.Code = innermostCode(re)
-		e.Reason = advice(re.StatusCode, e.Code)
+		e.Reason = advice(re.StatusCode, e.Code) + bodyFacts(re)
 		// The ResponseError's own text (request line, body) is deliberately
 		// left out: Reason says what matters, and Err keeps it for errors.As.
 		return e
@@ -262,7 +282,8 @@ func advice(status int, code string) string {
 		case "AccessDenied":
 			return `the vault uses access policies and the identity has no "Get" permission on secrets; grant it, or switch the vault to Azure RBAC and assign "Key Vault Secrets User"`
 		case "ForbiddenByFirewall":
-			return "the vault's firewall refused this client's network address; allow it (Flex Consumption needs the vault's public access enabled, RBAC is the gate)"
+			return "the vault's firewall (or network security perimeter) refused this client's network address; allow the app's outbound addresses in the vault's " +
+				"Networking settings, or allow public access (Flex Consumption cannot reach a network-restricted vault; RBAC is the gate)"
 		case "ForbiddenByConnection":
 			return "public network access to the vault is disabled; enable it (Flex Consumption cannot reach a network-restricted vault) or use an approved private link"
 		case "SecretDisabled":
@@ -273,7 +294,8 @@ func advice(status int, code string) string {
 	case http.StatusNotFound:
 		return "secret not found: check the secret name and version in the reference, and that the secret was not deleted"
 	case http.StatusTooManyRequests:
-		return "throttled by Key Vault; try again later"
+		return "throttled by Key Vault (too many requests to the vault from this subscription); the handler retries with backoff, " +
+			"and if it persists, spread the load: fewer instances reading at once, or a longer KEYVAULT_REFRESH_INTERVAL"
 	case http.StatusBadRequest:
 		return "the vault refused the request as malformed"
 	}
@@ -281,6 +303,43 @@ func advice(status int, code string) string {
 		return "Key Vault is unavailable; try again later"
 	}
 	return "unexpected answer from Key Vault"
+}
+
+// The identifying facts Key Vault's 403 messages carry: which identity
+// asked (Caller: appid=…;oid=…), from which address, for which vault. Only
+// GUIDs, an address of digits, dots, colons and x, and a vault name are ever
+// taken from the body.
+var (
+	callerPattern  = regexp.MustCompile(`Caller: appid=([0-9a-fA-F-]{36,37});oid=([0-9a-fA-F-]{36,37})`)
+	addressPattern = regexp.MustCompile(`Client address: ([0-9a-fA-Fx.:]{3,45})`)
+	vaultPattern   = regexp.MustCompile(`Vault: ([0-9a-zA-Z-]{3,24});`)
+)
+
+// bodyFacts returns " (identity appid … oid …, client address …, vault …)"
+// from a 403 body, so the message says which identity lacks access to which
+// vault; "" when the body names none of them.
+func bodyFacts(re *azcore.ResponseError) string {
+	if re.StatusCode != http.StatusForbidden || re.RawResponse == nil {
+		return ""
+	}
+	body, err := runtime.Payload(re.RawResponse)
+	if err != nil {
+		return ""
+	}
+	var facts []string
+	if m := callerPattern.FindSubmatch(body); m != nil {
+		facts = append(facts, fmt.Sprintf("identity appid=%s oid=%s", m[1], m[2]))
+	}
+	if m := addressPattern.FindSubmatch(body); m != nil {
+		facts = append(facts, "client address "+string(m[1]))
+	}
+	if m := vaultPattern.FindSubmatch(body); m != nil {
+		facts = append(facts, "vault "+string(m[1]))
+	}
+	if len(facts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(facts, ", ") + ")"
 }
 
 // kvError is Key Vault's error body: {"error":{"code","message","innererror":{"code"}}}.
@@ -351,7 +410,7 @@ func oneLine(s string) string {
 // setting's name. It is
 // meant to run in its own goroutine at start-up.
 //
-// Periodic re-reading (rotation) is not done yet: Keep resolves once.
+// Keep resolves once; Watch keeps a versionless reference current afterwards.
 func (r *Resolver) Keep(ctx context.Context, setting string, ref Reference, cell *Cell) error {
 	if cell == nil {
 		return fmt.Errorf("secrets: Keep %s: nil cell", setting)
@@ -378,12 +437,10 @@ func (r *Resolver) Keep(ctx context.Context, setting string, ref Reference, cell
 		r.log.Warn("key vault reference not resolved; will retry",
 			"setting", setting, "reference", ref.String(), "attempt", attempt,
 			"retry_in", wait.String(), "error", err.Error())
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return keepStopped(setting, ctx.Err(), last)
-		case <-t.C:
+		case <-r.after(wait):
 		}
 		delay = min(2*delay, r.maxBackoff)
 	}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/weatherfunc/handler/internal/devstack/identity"
@@ -83,6 +84,8 @@ type stack struct {
 	header   string // IDENTITY_HEADER
 	logs     *syncBuffer
 	resolver *Resolver
+	cred     azcore.TokenCredential
+	hc       *http.Client
 }
 
 // newStack starts the stand-ins; wrap (may be nil) sits in front of the vault.
@@ -127,6 +130,7 @@ func newStack(t *testing.T, wrap func(*stack, http.Handler) http.Handler, client
 	if client != nil {
 		hc = client(st)
 	}
+	st.cred, st.hc = cred, hc
 	st.resolver, err = NewResolver(ResolverOptions{
 		Credential: cred,
 		HTTPClient: hc,
@@ -346,7 +350,7 @@ func TestResolveErrorsAreActionable(t *testing.T) {
 		{name: "403 AccessDenied by access policy (recorded body)", wrap: denyWith("/secrets/weather-api-key/", 403, "403_AccessDenied_accesspolicy_get.body.json", t),
 			secret: "weather-api-key", want: `403 AccessDenied: the vault uses access policies and the identity has no "Get" permission on secrets`},
 		{name: "403 ForbiddenByFirewall (published body, not valid JSON)", wrap: denyWith("/secrets/weather-api-key/", 403, "403_ForbiddenByFirewall.AS-PUBLISHED-missing-closing-brace.txt", t),
-			secret: "weather-api-key", want: `403 ForbiddenByFirewall: the vault's firewall refused this client's network address`},
+			secret: "weather-api-key", want: `403 ForbiddenByFirewall: the vault's firewall (or network security perimeter) refused this client's network address`},
 		{name: "429 Throttled (recorded body)", wrap: denyWith("/secrets/weather-api-key/", 429, "429_Throttled.body.json", t),
 			secret: "weather-api-key", want: "429 Throttled: throttled by Key Vault"},
 		{name: "404 from the stand-in", secret: "no-such-secret",
@@ -427,19 +431,23 @@ func TestResolveCredentialFailureDoesNotEchoHeader(t *testing.T) {
 
 // TestExplainRecordedBodies maps each recorded Key Vault error body to its advice.
 func TestExplainRecordedBodies(t *testing.T) {
+	const zero = "00000000-0000-0000-0000-0000000000000" // as the published bodies have it (37 characters)
 	tests := []struct {
 		file   string
 		status int
 		want   string
+		facts  string // what the message says about who asked which vault
 	}{
-		{"403_ForbiddenByRbac_getSecret.body.json", 403, `403 ForbiddenByRbac: the identity lacks the "Key Vault Secrets User" role on the vault`},
-		{"403_AccessDenied_accesspolicy_get.body.json", 403, `403 AccessDenied: the vault uses access policies`},
-		{"403_ForbiddenByConnection.body.json", 403, "403 ForbiddenByConnection: public network access to the vault is disabled"},
-		{"403_ForbiddenByFirewall.AS-PUBLISHED-missing-closing-brace.txt", 403, "403 ForbiddenByFirewall: the vault's firewall refused"},
-		{"404_SecretNotFound_get_version.body.json", 404, "404 SecretNotFound: secret not found"},
-		{"derived_go-TestCRUD_GET_deletedsecret_404.body.json", 404, "404 SecretNotFound: secret not found"},
-		{"429_Throttled.body.json", 429, "429 Throttled: throttled by Key Vault"},
-		{"derived_go-TestCRUD_401_challenge.body.json", 401, "401 Unauthorized: the vault refused the identity's token"},
+		{"403_ForbiddenByRbac_getSecret.body.json", 403, `403 ForbiddenByRbac: the identity lacks the "Key Vault Secrets User" role on the vault`,
+			" (identity appid=" + zero + " oid=" + zero + ", vault someakv)"},
+		{"403_AccessDenied_accesspolicy_get.body.json", 403, `403 AccessDenied: the vault uses access policies`, ""},
+		{"403_ForbiddenByConnection.body.json", 403, "403 ForbiddenByConnection: public network access to the vault is disabled", ""},
+		{"403_ForbiddenByFirewall.AS-PUBLISHED-missing-closing-brace.txt", 403, "403 ForbiddenByFirewall: the vault's firewall (or network security perimeter) refused",
+			" (identity appid=" + zero + " oid=" + zero + ", client address xx.xx.xxx.xx, vault someakv)"},
+		{"404_SecretNotFound_get_version.body.json", 404, "404 SecretNotFound: secret not found", ""},
+		{"derived_go-TestCRUD_GET_deletedsecret_404.body.json", 404, "404 SecretNotFound: secret not found", ""},
+		{"429_Throttled.body.json", 429, "429 Throttled: throttled by Key Vault (too many requests to the vault from this subscription); the handler retries with backoff", ""},
+		{"derived_go-TestCRUD_401_challenge.body.json", 401, "401 Unauthorized: the vault refused the identity's token", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -451,9 +459,15 @@ func TestExplainRecordedBodies(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("got  %q\nwant %q…", err, want)
 			}
-			// The body's own text (caller IDs, resource paths) stays out of the message.
-			if strings.Contains(err.Error(), "appid=") || strings.Contains(err.Error(), "subscriptions") || strings.Contains(err.Error(), "\n") {
+			// The body's own text (resource paths, assignments, free text)
+			// stays out of the message; only the identity's IDs, the client
+			// address and the vault name are taken from it.
+			if strings.Contains(err.Error(), "subscriptions") || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "Caller:") ||
+				strings.Contains(err.Error(), "DeniedWithNoValidRBAC") || strings.Contains(err.Error(), "NSP") {
 				t.Errorf("body text leaked into %q", err)
+			}
+			if tt.facts != "" && !strings.HasSuffix(err.Error(), tt.facts) {
+				t.Errorf("got  %q\nwant it to end in %q", err, tt.facts)
 			}
 		})
 	}

@@ -2,10 +2,12 @@ package entra
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
+	"time"
 )
 
 // aadError is one Entra error answer before it is rendered.
@@ -125,4 +127,91 @@ func errUnknownTenant(tenant string) aadError {
 
 func errInvalidInstance() aadError {
 	return aadError{http.StatusBadRequest, "invalid_instance", 50049, "Unknown or invalid instance."}
+}
+
+// The client-assertion errors. AADSTS700027 (key not found), AADSTS70021 and
+// AADSTS700024 follow texts quoted in public issue threads (see
+// testdata/aadsts_error_messages_attested.txt); the others are marked.
+
+// assertionTimeLayout is how Entra prints times in AADSTS700024.
+const assertionTimeLayout = "2006-01-02T15:04:05.0000000Z"
+
+func errAssertionKeyNotFound(thumbprint, clientID string) aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 700027,
+		fmt.Sprintf("Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '%s', "+
+			"Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'. "+
+			"Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and "+
+			"https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, "+
+			"such as 'https://graph.microsoft.com/beta/applications/%s'].", thumbprint, clientID, clientID)}
+}
+
+// errAssertionBadSignature: the reason text is attested under AADSTS50013
+// (the same check for other assertions); NOTE: its use with 700027 is ours.
+func errAssertionBadSignature(thumbprint string, cert *x509.Certificate) aadError {
+	const layout = "01/02/2006 15:04:05"
+	return aadError{http.StatusUnauthorized, "invalid_client", 700027,
+		fmt.Sprintf("Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., "+
+			"Thumbprint of key used by client: '%s', Found key 'Start=%s, End=%s'].",
+			thumbprint, cert.NotBefore.UTC().Format(layout), cert.NotAfter.UTC().Format(layout))}
+}
+
+// errFederatedSignature: NOTE: the reason text is not attested.
+func errFederatedSignature(issuer string) aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 700027,
+		fmt.Sprintf("Client assertion contains an invalid signature. [Reason - No key of the issuer '%s' verifies the assertion's signature.]", issuer)}
+}
+
+func errNoFederatedMatch(issuer, subject, audience string) aadError {
+	return aadError{http.StatusBadRequest, "invalid_request", 70021,
+		fmt.Sprintf("No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'. "+
+			"https://docs.microsoft.com/en-us/azure/active-directory/develop/workload-identity-federation", issuer, subject, audience)}
+}
+
+func errAssertionTime(now, from, expiry time.Time) aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 700024,
+		fmt.Sprintf("Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s. "+
+			"Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+			now.UTC().Format(assertionTimeLayout), from.UTC().Format(assertionTimeLayout), expiry.UTC().Format(assertionTimeLayout))}
+}
+
+// errAssertionMalformed: NOTE: AADSTS50027 is Entra's code for an invalid JWT;
+// this exact text is not attested.
+func errAssertionMalformed() aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 50027, "JWT token is invalid or malformed."}
+}
+
+// errAssertionNoThumbprint follows the older attested "AADSTS50027: Invalid
+// JWT token. No certificate thumbprint specified in token header.".
+func errAssertionNoThumbprint() aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 50027, "Invalid JWT token. No certificate thumbprint specified in token header."}
+}
+
+// errAssertionAudience: NOTE: code and text not attested.
+func errAssertionAudience() aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 700212,
+		"The audience claim of the client assertion does not match the token endpoint. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."}
+}
+
+// errAssertionSubject: NOTE: text written from memory, not attested.
+func errAssertionSubject() aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 700021,
+		"Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."}
+}
+
+// errAssertionNoJTI: NOTE: code and text not attested.
+func errAssertionNoJTI() aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 50027, "Invalid JWT token. The token has no 'jti' claim."}
+}
+
+// errAssertionType: NOTE: code and text not attested.
+func errAssertionType(given string) aadError {
+	return aadError{http.StatusBadRequest, "invalid_request", 50027,
+		fmt.Sprintf("The client_assertion_type '%s' is not supported; it must be '%s'.", given, ClientAssertionType)}
+}
+
+// errTwoCredentials: NOTE: code and text not attested; RFC 6749 §2.3 says a
+// client must not use more than one authentication method per request.
+func errTwoCredentials() aadError {
+	return aadError{http.StatusBadRequest, "invalid_request", 90023,
+		"Only one of 'client_secret' and 'client_assertion' may be presented."}
 }

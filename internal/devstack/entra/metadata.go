@@ -67,8 +67,9 @@ type configV1 struct {
 
 var authMethods = []string{"client_secret_post", "private_key_jwt", "client_secret_basic"}
 
-// NOTE: client_secret_basic and private_key_jwt are advertised because Entra
-// advertises them; the token endpoint accepts only client_secret_post today.
+// NOTE: client_secret_basic is advertised because Entra advertises it; the
+// token endpoint accepts client_secret_post and private_key_jwt (client
+// assertions) only.
 
 func (s *Server) configV2() configV2 {
 	t := s.url + "/" + s.tenant

@@ -24,8 +24,17 @@ import (
 // Client is a confidential client application registered in the tenant (the
 // daemon) and the app roles of the protected API granted to it.
 type Client struct {
-	// Secret is the client secret the application authenticates with.
+	// Secret is the client secret the application authenticates with; empty
+	// means the application has none (every secret is refused).
 	Secret string
+	// Certificates are the certificates registered on the application: a
+	// client assertion signed by one's key (named by the x5t#S256 or x5t
+	// header) authenticates it.
+	Certificates []*x509.Certificate
+	// FederatedCredentials are the application's federated identity
+	// credentials: a token matching one (a managed identity's, minted by
+	// MintFederated) authenticates it as a client assertion.
+	FederatedCredentials []FederatedCredential
 	// Roles are the API's app roles granted to the application; they appear
 	// in the roles claim of its tokens (the claim is omitted when empty).
 	Roles []string
@@ -94,8 +103,8 @@ func (s *Server) recordIssued(tok string) {
 	s.issued = append(s.issued, tok)
 }
 
-// IssuedTokens returns the access tokens the token endpoint has issued (the
-// latest 256), so that tests can prove none of them is ever printed.
+// IssuedTokens returns the access tokens the token endpoint has issued and
+// the federated tokens MintFederated made (the latest 256), so that tests can prove none of them is ever printed.
 func (s *Server) IssuedTokens() []string {
 	s.issuedMu.Lock()
 	defer s.issuedMu.Unlock()
@@ -143,6 +152,8 @@ func newServer(opts Options) (*Server, error) {
 	}
 	for id, c := range opts.Clients {
 		c.Roles = append([]string(nil), c.Roles...)
+		c.Certificates = append([]*x509.Certificate(nil), c.Certificates...)
+		c.FederatedCredentials = append([]FederatedCredential(nil), c.FederatedCredentials...)
 		s.clients[id] = c
 	}
 	if s.api.AppIDURI == "" {

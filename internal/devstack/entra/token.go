@@ -122,7 +122,7 @@ func (s *Server) issue(req tokenRequest) (tokenResponse, *aadError) {
 	if !ok {
 		return fail(errUnknownClient(echo(req.clientID), s.tenant))
 	}
-	if e := s.authenticate(req, client); e != nil {
+	if e := s.authenticate(req, req.clientID, client); e != nil {
 		return fail(*e)
 	}
 	if e := s.checkScope(req.scope); e != nil {
@@ -136,22 +136,30 @@ func (s *Server) issue(req tokenRequest) (tokenResponse, *aadError) {
 	return tokenResponse{TokenType: "Bearer", ExpiresIn: secs, ExtExpiresIn: secs, AccessToken: tok}, nil
 }
 
-// authenticate checks the client's credential. Each client-authentication
-// method Entra supports is one case here; client assertions (certificate,
-// federated managed identity) slot in as another case.
-func (s *Server) authenticate(req tokenRequest, c Client) *aadError {
+// authenticate checks the client's credential: a client secret, or a client
+// assertion (a JWT signed with a registered certificate's key, or a token of a
+// trusted issuer matching a federated credential; see checkAssertion).
+func (s *Server) authenticate(req tokenRequest, clientID string, c Client) *aadError {
+	fail := func(e aadError) *aadError { return &e }
 	switch {
+	case req.clientSecret != "" && req.clientAssertion != "":
+		return fail(errTwoCredentials())
 	case req.clientSecret != "":
 		if !secretEqual(req.clientSecret, c.Secret) {
-			e := errWrongSecret()
-			return &e
+			return fail(errWrongSecret())
 		}
 		return nil
+	case req.clientAssertion != "":
+		switch req.clientAssertionType {
+		case ClientAssertionType:
+		case "":
+			return fail(errMissingParam("client_assertion_type"))
+		default:
+			return fail(errAssertionType(echo(req.clientAssertionType)))
+		}
+		return s.checkAssertion(req.clientAssertion, clientID, c)
 	default:
-		// client_assertion is not supported yet: a request carrying only an
-		// assertion is treated as carrying no credential this stand-in knows.
-		e := errNoCredential()
-		return &e
+		return fail(errNoCredential())
 	}
 }
 

@@ -6,7 +6,9 @@
 // It answers GET /msi/token?resource=…&api-version=2019-08-01[&client_id=…]
 // with the documented body (expires_on in epoch seconds as a string) and the
 // endpoint's real 400 body shape for a wrong header or an unknown identity. It
-// issues random opaque tokens (or whatever Options.Mint makes) and remembers
+// issues random opaque tokens (or whatever Options.Mint makes: the offline
+// stack has the Entra stand-in sign the token for api://AzureADTokenExchange,
+// with the identity's principal ID as subject) and remembers
 // them, so that another stand-in can ask Valid whether a bearer token came from
 // here for a given resource.
 //

@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -38,13 +39,17 @@ type Options struct {
 	// with principal_id or object_id instead of client_id. Empty: those
 	// parameters always get 400.
 	PrincipalID string
+	// SystemPrincipalID is the object (principal) ID of the system-assigned
+	// identity, passed to Mint for its tokens. Empty means a random GUID.
+	SystemPrincipalID string
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Lifetime of the tokens issued. Zero means DefaultLifetime.
 	Lifetime time.Duration
 	// Mint, when set, makes the access token (for example a JWT that the Entra
-	// stand-in signs, for the federated-credential flow). Nil means a random
-	// opaque token.
+	// stand-in signs for resource api://AzureADTokenExchange, the
+	// federated-credential flow; RandomToken for the others). Nil means a
+	// random opaque token (RandomToken) for every resource.
 	Mint func(TokenRequest) (string, error)
 }
 
@@ -52,7 +57,7 @@ type Options struct {
 type TokenRequest struct {
 	Resource    string    // the resource asked for, e.g. "https://vault.azure.net"
 	ClientID    string    // the identity's client ID
-	PrincipalID string    // Options.PrincipalID for the user-assigned identity, else ""
+	PrincipalID string    // the identity's object (principal) ID
 	ExpiresOn   time.Time // when the token expires
 }
 
@@ -62,6 +67,7 @@ type Server struct {
 	clientIDs   []string
 	system      bool
 	systemID    string
+	systemPID   string
 	principalID string
 	now         func() time.Time
 	lifetime    time.Duration
@@ -86,6 +92,7 @@ func New(opts Options) *Server {
 		lifetime:    opts.Lifetime,
 		mint:        opts.Mint,
 		systemID:    newGUID(),
+		systemPID:   opts.SystemPrincipalID,
 		issued:      make(map[string]grant),
 	}
 	for _, id := range opts.ClientIDs {
@@ -94,6 +101,9 @@ func New(opts Options) *Server {
 			continue
 		}
 		s.clientIDs = append(s.clientIDs, id)
+	}
+	if s.systemPID == "" {
+		s.systemPID = newGUID()
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -224,7 +234,7 @@ func (s *Server) identity(q map[string][]string) (clientID, principalID string, 
 	case len(named) > 1:
 		return "", "", false
 	case len(named) == 0:
-		return s.systemID, "", s.system
+		return s.systemID, s.systemPID, s.system
 	}
 	switch k, v := named[0], q[named[0]][0]; k {
 	case "client_id":
@@ -233,7 +243,7 @@ func (s *Server) identity(q map[string][]string) (clientID, principalID string, 
 				if i == 0 {
 					return id, s.principalID, true
 				}
-				return id, "", true
+				return id, stableGUID("principal", strings.ToLower(id)), true
 			}
 		}
 	case "principal_id", "object_id":
@@ -253,9 +263,7 @@ func (s *Server) issue(req TokenRequest) (string, error) {
 		}
 		tok = t
 	} else {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b) // never fails (crypto/rand)
-		tok = base64.RawURLEncoding.EncodeToString(b)
+		tok = RandomToken()
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -267,6 +275,23 @@ func (s *Server) issue(req TokenRequest) (string, error) {
 	}
 	s.issued[tok] = grant{resource: req.Resource, expires: req.ExpiresOn}
 	return tok, nil
+}
+
+// RandomToken returns a random opaque access token (256 bits, base64url), the
+// stand-in's default for every resource.
+func RandomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// stableGUID derives a GUID-shaped ID from its parts (the principal ID of an
+// additional user-assigned identity).
+func stableGUID(parts ...string) string {
+	b := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // errorResponse is the endpoint's recorded 400 body shape:

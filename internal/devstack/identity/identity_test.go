@@ -403,3 +403,40 @@ func FuzzToken(f *testing.F) {
 		}
 	})
 }
+
+// Mint learns the principal ID of whichever identity the request names: the
+// system-assigned one's (SystemPrincipalID), the user-assigned one's
+// (PrincipalID), a stable one for any further user-assigned identity.
+func TestMintPrincipalIDs(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]string{} // client ID → principal ID
+	s := identity.New(identity.Options{
+		Header: hdr, ClientIDs: []string{"", "uami-1", "uami-2"}, PrincipalID: "pid-1", SystemPrincipalID: "pid-system",
+		Mint: func(r identity.TokenRequest) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[r.ClientID] = r.PrincipalID
+			return identity.RandomToken(), nil
+		},
+	})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, q := range []string{"", "&client_id=uami-1", "&client_id=uami-2", "&client_id=UAMI-2"} {
+		if res, body := get(t, srv.URL, "resource=api://AzureADTokenExchange&api-version=2019-08-01"+q, []string{hdr}); res.StatusCode != 200 {
+			t.Fatalf("%s: status %d %v", q, res.StatusCode, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 || seen["uami-1"] != "pid-1" || seen["uami-2"] == "" || seen["uami-2"] == "pid-1" {
+		t.Errorf("principal IDs seen: %v", seen)
+	}
+	for cid, pid := range seen {
+		if cid != "uami-1" && cid != "uami-2" && pid != "pid-system" {
+			t.Errorf("system-assigned identity %s has principal %q, want pid-system", cid, pid)
+		}
+	}
+	if a, b := identity.RandomToken(), identity.RandomToken(); a == b || len(a) != 43 {
+		t.Errorf("RandomToken: %q %q", a, b)
+	}
+}

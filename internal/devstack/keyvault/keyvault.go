@@ -39,6 +39,10 @@ type Options struct {
 	// Secrets maps a secret name (case-insensitive, as in Key Vault) to the
 	// value of its latest and only version.
 	Secrets map[string]string
+	// ContentTypes maps a secret name to its content type (the bundle's
+	// contentType), e.g. "application/x-pem-file" or "application/x-pkcs12"
+	// for the secret behind a Key Vault certificate. Absent: no contentType.
+	ContentTypes map[string]string
 	// Authorize reports whether a bearer token may read secrets, e.g.
 	// func(tok string) bool { return mi.Valid(tok, keyvault.Resource) }.
 	// Nil refuses every token (fail closed).
@@ -59,10 +63,11 @@ type Server struct {
 }
 
 type secret struct {
-	name    string // as given
-	value   string
-	version string // 32 hex digits, like Key Vault's
-	created int64
+	name        string // as given
+	value       string
+	contentType string
+	version     string // 32 hex digits, like Key Vault's
+	created     int64
 }
 
 // New returns a Server for opts. Each secret gets a random 32-hex version.
@@ -81,8 +86,12 @@ func New(opts Options) *Server {
 		s.tenant = DefaultTenantID
 	}
 	created := now().Unix()
+	types := make(map[string]string, len(opts.ContentTypes))
+	for name, ct := range opts.ContentTypes {
+		types[strings.ToLower(name)] = ct
+	}
 	for name, v := range opts.Secrets {
-		s.secrets[strings.ToLower(name)] = secret{name: name, value: v, version: newVersion(), created: created}
+		s.secrets[strings.ToLower(name)] = secret{name: name, value: v, contentType: types[strings.ToLower(name)], version: newVersion(), created: created}
 	}
 	return s
 }
@@ -117,8 +126,17 @@ func (s *Server) Version(name string) string {
 // answers 404 afterwards.
 func (s *Server) SetSecret(name, value string) {
 	s.mu.Lock()
+	ct := s.secrets[strings.ToLower(name)].contentType
+	s.mu.Unlock()
+	s.SetSecretWithContentType(name, value, ct)
+}
+
+// SetSecretWithContentType is SetSecret with the new version's content type
+// ("" for none).
+func (s *Server) SetSecretWithContentType(name, value, contentType string) {
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.secrets[strings.ToLower(name)] = secret{name: name, value: value, version: newVersion(), created: time.Now().Unix()}
+	s.secrets[strings.ToLower(name)] = secret{name: name, value: value, contentType: contentType, version: newVersion(), created: time.Now().Unix()}
 }
 
 // Handler serves GET /secrets/{name}[/{version}]?api-version=….
@@ -190,8 +208,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		base = "https://" + r.Host
 	}
 	s.writeJSON(w, http.StatusOK, secretBundle{
-		Value: sec.value,
-		ID:    base + "/secrets/" + sec.name + "/" + sec.version,
+		Value:       sec.value,
+		ContentType: sec.contentType,
+		ID:          base + "/secrets/" + sec.name + "/" + sec.version,
 		Attributes: attributes{
 			Enabled:         true,
 			Created:         sec.created,
@@ -223,11 +242,13 @@ func notFoundMessage(id string) string {
 		"For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
 }
 
-// secretBundle is the 200 body (fields in Key Vault's order).
+// secretBundle is the 200 body (fields in Key Vault's order: contentType
+// between value and id, as in derived_go-TestCRUD_GET_secret_200.body.json).
 type secretBundle struct {
-	Value      string     `json:"value"`
-	ID         string     `json:"id"`
-	Attributes attributes `json:"attributes"`
+	Value       string     `json:"value"`
+	ContentType string     `json:"contentType,omitempty"`
+	ID          string     `json:"id"`
+	Attributes  attributes `json:"attributes"`
 }
 
 type attributes struct {

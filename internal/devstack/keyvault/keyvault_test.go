@@ -405,3 +405,55 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// A certificate's secret carries its content type, where the recording has
+// contentType: between value and id. Rotation keeps it unless told otherwise.
+func TestContentType(t *testing.T) {
+	kv := keyvault.New(keyvault.Options{
+		Secrets:      map[string]string{"caller-certificate": "-----BEGIN CERTIFICATE-----", "plain": "v"},
+		ContentTypes: map[string]string{"Caller-Certificate": "application/x-pem-file"},
+		Authorize:    func(tok string) bool { return tok == goodToken },
+	})
+	srv := httptest.NewServer(kv.Handler())
+	defer srv.Close()
+	f := &fixture{kv: kv, url: srv.URL}
+	// Member order as recorded: value, contentType, id.
+	inOrder := func(body string) bool {
+		v, c, i := strings.Index(body, `"value"`), strings.Index(body, `"contentType"`), strings.Index(body, `"id"`)
+		return v >= 0 && v < c && c < i
+	}
+	if !inOrder(string(read(t, "derived_go-TestCRUD_GET_secret_200.body.json"))) {
+		t.Fatal("the recording's order is not value, contentType, id")
+	}
+	contentType := func(name string) (string, []string) {
+		t.Helper()
+		res, body := f.get(t, "/secrets/"+name+"/?api-version=2026-04-01", "Bearer "+goodToken)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		var b struct {
+			ContentType string `json:"contentType"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.ContentType != "" && !inOrder(string(body)) {
+			t.Errorf("members out of the recorded order: %s", body)
+		}
+		return b.ContentType, keys(t, body)
+	}
+	if ct, _ := contentType("caller-certificate"); ct != "application/x-pem-file" {
+		t.Errorf("contentType %q", ct)
+	}
+	if ct, order := contentType("plain"); ct != "" || slices.Contains(order, "contentType") {
+		t.Errorf("a secret without content type has contentType %q", ct)
+	}
+	kv.SetSecret("caller-certificate", "rotated")
+	if ct, _ := contentType("caller-certificate"); ct != "application/x-pem-file" {
+		t.Errorf("after SetSecret contentType = %q", ct)
+	}
+	kv.SetSecretWithContentType("caller-certificate", "MIIK", "application/x-pkcs12")
+	if ct, _ := contentType("caller-certificate"); ct != "application/x-pkcs12" {
+		t.Errorf("after SetSecretWithContentType contentType = %q", ct)
+	}
+}
