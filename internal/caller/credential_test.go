@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"github.com/weatherfunc/handler/internal/logctx"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -238,6 +239,27 @@ func TestCertificateRotation(t *testing.T) {
 	cell.Set(secrets.New(ce.pfxB64))
 	if _, err := ts.Token(context.Background()); err != nil {
 		t.Errorf("after rotation to a registered certificate: %v", err)
+	}
+}
+
+// A rotation to a value that does not parse keeps the daemon working with the
+// previous certificate (the old client is still valid) and says so, naming
+// the setting, instead of failing every tick until someone fixes the secret.
+func TestCertificateRotationToGarbageKeepsThePreviousOne(t *testing.T) {
+	ce := newCredEnv(t)
+	cell := secrets.Ready(secrets.New(ce.pemA.pem))
+	ts := ce.certificate(t, cell)
+	if _, err := ts.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cell.Set(secrets.New("not a certificate at all"))
+	var logs syncBuffer
+	ctx := logctx.With(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if _, err := ts.Token(ctx); err != nil {
+		t.Fatalf("after rotation to garbage: %v, want the previous certificate still in use", err)
+	}
+	if out := logs.String(); !strings.Contains(out, "CALLER_CLIENT_CERTIFICATE") || strings.Contains(out, "not a certificate at all") {
+		t.Errorf("warning = %q, want one naming CALLER_CLIENT_CERTIFICATE and not quoting the value", out)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/weatherfunc/handler/internal/logctx"
 	"github.com/weatherfunc/handler/internal/secrets"
 )
 
@@ -208,7 +209,7 @@ func (m *MSALTokenSource) Token(ctx context.Context) (secrets.Secret, error) {
 
 // acquire makes one token acquisition through MSAL.
 func (m *MSALTokenSource) acquire(ctx context.Context) (secrets.Secret, error) {
-	c, err := m.msalClient()
+	c, err := m.msalClient(ctx)
 	if err != nil {
 		return secrets.Secret{}, err
 	}
@@ -227,7 +228,12 @@ func (m *MSALTokenSource) acquire(ctx context.Context) (secrets.Secret, error) {
 // rotated (the new client starts with an empty cache, so a rotation costs one
 // token request). The managed-identity client is built once: its assertion
 // callback asks for a fresh managed-identity token each time.
-func (m *MSALTokenSource) msalClient() (*confidential.Client, error) {
+//
+// A rotated value that cannot be used (a certificate that does not parse)
+// does not take the daemon down while the client built from the previous
+// value still works: that client keeps serving, and each tick logs a warning
+// naming the setting until the value is fixed.
+func (m *MSALTokenSource) msalClient(ctx context.Context) (*confidential.Client, error) {
 	if m.kind == CredentialManagedIdentity {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -260,11 +266,20 @@ func (m *MSALTokenSource) msalClient() (*confidential.Client, error) {
 			cred, err = confidential.NewCredFromCert(certs, key)
 		}
 		if err != nil {
-			return nil, &CredentialError{Setting: setting, Reason: setting + " " + err.Error()}
+			cerr := &CredentialError{Setting: setting, Reason: setting + " " + err.Error()}
+			if m.client != nil {
+				logctx.From(ctx, nil).Warn("caller: the rotated "+setting+" is not usable; still using the previous one", "setting", setting, "error", cerr.Error())
+				return m.client, nil
+			}
+			return nil, cerr
 		}
 	} else {
 		cred, err = confidential.NewCredFromSecret(sec.Reveal())
 		if err != nil {
+			if m.client != nil {
+				logctx.From(ctx, nil).Warn("caller: the rotated "+setting+" is not usable; still using the previous one", "setting", setting)
+				return m.client, nil
+			}
 			return nil, errors.New("caller: CALLER_CLIENT_SECRET is not usable")
 		}
 	}

@@ -65,7 +65,9 @@ func (s *Server) checkAssertion(assertion, clientID string, c Client) *aadError 
 // signature; aud is the token endpoint (or the issuer), iss = sub = client
 // ID, exp is required and the time range holds, and a jti is present.
 //
-// NOTE: a jti is required but replays are not tracked.
+// A certificate outside its validity period is not a registered key any
+// more; an assertion valid for longer than maxAssertionLifetime is refused;
+// each jti is accepted once (until its exp).
 func (s *Server) checkCertificateAssertion(assertion string, tok *jwt.Token, claims jwt.MapClaims, clientID string, c Client) *aadError {
 	fail := func(e aadError) *aadError { return &e }
 	thumb, sha256Thumb, ok := headerThumbprint(tok.Header)
@@ -74,7 +76,11 @@ func (s *Server) checkCertificateAssertion(assertion string, tok *jwt.Token, cla
 	}
 	shown := strings.ToUpper(hex.EncodeToString(thumb))
 	var cert *x509.Certificate
+	now := s.now()
 	for _, cand := range c.Certificates {
+		if now.Before(cand.NotBefore) || now.After(cand.NotAfter) {
+			continue // an expired (or not yet valid) key credential signs nothing
+		}
 		var sum []byte
 		if sha256Thumb {
 			h := sha256.Sum256(cand.Raw)
@@ -110,10 +116,43 @@ func (s *Server) checkCertificateAssertion(assertion string, tok *jwt.Token, cla
 	if e := s.checkAssertionTime(claims); e != nil {
 		return e
 	}
-	if jti, _ := claims["jti"].(string); jti == "" {
+	exp, _ := claims.GetExpirationTime() // present: checkAssertionTime required it
+	if exp.Sub(now) > maxAssertionLifetime {
+		return fail(errAssertionTooLong())
+	}
+	jti, _ := claims["jti"].(string)
+	if jti == "" {
 		return fail(errAssertionNoJTI())
 	}
+	if !s.firstUse(jti, exp.Time) {
+		return fail(errAssertionReplayed())
+	}
 	return nil
+}
+
+// maxAssertionLifetime bounds a certificate assertion's remaining lifetime
+// (MSAL signs them for 10 minutes). NOTE: Entra's own limit is not
+// documented; one hour is this stand-in's choice.
+const maxAssertionLifetime = time.Hour
+
+// firstUse records jti until exp and reports whether it was new.
+func (s *Server) firstUse(jti string, exp time.Time) bool {
+	s.jtiMu.Lock()
+	defer s.jtiMu.Unlock()
+	now := s.now()
+	for k, until := range s.jtis {
+		if now.After(until) {
+			delete(s.jtis, k)
+		}
+	}
+	if _, seen := s.jtis[jti]; seen {
+		return false
+	}
+	if s.jtis == nil {
+		s.jtis = make(map[string]time.Time)
+	}
+	s.jtis[jti] = exp
+	return true
 }
 
 // checkFederatedAssertion verifies a federated credential: the assertion's

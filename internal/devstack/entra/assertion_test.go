@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -222,8 +224,10 @@ func TestMintFederated(t *testing.T) {
 func TestClientAssertionErrors(t *testing.T) {
 	f := startAssertions(t, func() time.Time { return fixedNow })
 	otherKey, otherCert := testCert(t)
-	good := func() jwt.MapClaims {
-		return jwt.MapClaims{"aud": f.tokenEndpoint(), "iss": certClientID, "sub": certClientID, "jti": "8a5f0c2e-1d2b-4c3a-9e8f-7a6b5c4d3e2f",
+	jtis := 0
+	good := func() jwt.MapClaims { // a fresh jti each time: each is accepted once
+		jtis++
+		return jwt.MapClaims{"aud": f.tokenEndpoint(), "iss": certClientID, "sub": certClientID, "jti": fmt.Sprintf("8a5f0c2e-1d2b-4c3a-9e8f-%012d", jtis),
 			"nbf": fixedNow.Unix(), "exp": fixedNow.Add(10 * time.Minute).Unix()}
 	}
 	with := func(m jwt.MapClaims, k string, v any) jwt.MapClaims {
@@ -236,6 +240,7 @@ func TestClientAssertionErrors(t *testing.T) {
 	}
 	ps := jwt.SigningMethodPS256
 	h256 := map[string]any{"x5t#S256": s256(f.cert)}
+	replayed := signAssertion(t, ps, h256, good(), f.key)
 	fedGood, err := f.srv.MintFederated(miPrincipal, miClientID, fixedNow.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -283,6 +288,9 @@ func TestClientAssertionErrors(t *testing.T) {
 		{name: "wrong audience", clientID: certClientID, assertion: signAssertion(t, ps, h256, with(good(), "aud", "https://login.microsoftonline.com/"+tenantID+"/oauth2/v2.0/token"), f.key),
 			status: 401, err: "invalid_client", code: 700212},
 		{name: "subject not the client", clientID: certClientID, assertion: signAssertion(t, ps, h256, with(good(), "sub", daemonID), f.key), status: 401, err: "invalid_client", code: 700021},
+		{name: "replayed assertion, first use", clientID: certClientID, assertion: replayed, status: 200},
+		{name: "replayed assertion, second use", clientID: certClientID, assertion: replayed, status: 401, err: "invalid_client", code: 50027},
+		{name: "assertion valid for a day", clientID: certClientID, assertion: signAssertion(t, ps, h256, with(good(), "exp", fixedNow.Add(24*time.Hour).Unix()), f.key), status: 401, err: "invalid_client", code: 700024},
 		{name: "no jti", clientID: certClientID, assertion: signAssertion(t, ps, h256, with(good(), "jti", nil), f.key), status: 401, err: "invalid_client", code: 50027},
 		{name: "not a JWT", clientID: certClientID, assertion: "not.a.jwt", status: 401, err: "invalid_client", code: 50027},
 		{name: "federated managed identity", clientID: fedClientID, assertion: fedGood, status: 200},
@@ -417,4 +425,25 @@ func FuzzClientAssertion(f *testing.F) {
 			t.Errorf("accepted an assertion it did not sign: %q", assertion)
 		}
 	})
+}
+
+// An expired certificate is no key credential any more: a correctly signed
+// assertion naming it is refused as Entra refuses it (AADSTS700027).
+func TestClientAssertionExpiredCertificate(t *testing.T) {
+	after := time.Date(2035, 6, 1, 0, 0, 0, 0, time.UTC) // the test certificate ended 2035-01-01
+	f := startAssertions(t, func() time.Time { return after })
+	claims := jwt.MapClaims{"aud": f.tokenEndpoint(), "iss": certClientID, "sub": certClientID, "jti": "8a5f0c2e-1d2b-4c3a-9e8f-000000000001",
+		"nbf": after.Unix(), "exp": after.Add(10 * time.Minute).Unix()}
+	a := signAssertion(t, jwt.SigningMethodPS256, map[string]any{"x5t#S256": s256(f.cert)}, claims, f.key)
+	resp, body := f.postForm(t, "/"+tenantID+"/oauth2/v2.0/token", assertionBody(certClientID, a), nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401: %s", resp.StatusCode, body)
+	}
+	var e struct {
+		Error      string `json:"error"`
+		ErrorCodes []int  `json:"error_codes"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error != "invalid_client" || len(e.ErrorCodes) != 1 || e.ErrorCodes[0] != 700027 {
+		t.Errorf("body = %s, want invalid_client AADSTS700027", body)
+	}
 }

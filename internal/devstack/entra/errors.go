@@ -203,6 +203,19 @@ func errAssertionNoJTI() aadError {
 	return aadError{http.StatusUnauthorized, "invalid_client", 50027, "Invalid JWT token. The token has no 'jti' claim."}
 }
 
+// errAssertionReplayed: NOTE: code and text not attested.
+func errAssertionReplayed() aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 50027,
+		"Invalid JWT token. The client assertion has already been used (its 'jti' was seen before)."}
+}
+
+// errAssertionTooLong: NOTE: code and text not attested, and Entra's exact
+// limit on a client assertion's lifetime is not documented.
+func errAssertionTooLong() aadError {
+	return aadError{http.StatusUnauthorized, "invalid_client", 700024,
+		"Client assertion is not within its valid time range: it is valid for longer than the authority accepts."}
+}
+
 // errAssertionType: NOTE: code and text not attested.
 func errAssertionType(given string) aadError {
 	return aadError{http.StatusBadRequest, "invalid_request", 50027,

@@ -87,6 +87,9 @@ type Server struct {
 	tokenHits atomic.Int64
 	keysHits  atomic.Int64
 
+	jtiMu sync.Mutex
+	jtis  map[string]time.Time // certificate assertions' jti, until their exp
+
 	issuedMu sync.Mutex
 	issued   []string // access tokens the token endpoint handed out, for leak tests
 }
