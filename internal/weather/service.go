@@ -319,8 +319,11 @@ func (s *Service) join(ctx context.Context, key string, q Query) (*entry, *Error
 		go func() {
 			e, err := s.load(f.ctx, key, q)
 			f.res = flightResult{e, err}
-			close(f.done)
+			// Retire the flight before waking its waiters: a request
+			// arriving from now on must see the cache (or start a new
+			// call), never join a call that has already answered.
 			s.endFlight(key, f)
+			close(f.done)
 		}()
 	}
 	f.waiters++
