@@ -113,7 +113,7 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		RequiredRole:  s.RequiredRole,
 		RequiredScope: s.RequiredScope,
 		HTTPClient:    client,
-		Logger:        logger.With("dependency", "entra"),
+		Logger:        logger.With("dependency", "entra", "settings", "AZURE_AUTHORITY_HOST, AZURE_TENANT_ID"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("settings AZURE_TENANT_ID, AZURE_AUTHORITY_HOST, API_*: %w", err)
@@ -170,7 +170,7 @@ func wire(ctx context.Context, s settings, logger *slog.Logger) (http.Handler, e
 		RatePerMinute:         s.RatePerMinute,
 		OnCredentialsRejected: rereadWeatherKey,
 		UpstreamTimeout:       s.weatherUpstreamTimeout,
-		Logger:                logger.With("dependency", "openweathermap"),
+		Logger:                logger.With("dependency", "openweathermap", "settings", "WEATHER_API_BASE_URL, WEATHER_API_KEY"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("settings WEATHER_*: %w", err)
