@@ -18,25 +18,10 @@ import (
 
 	"github.com/weatherfunc/handler/internal/devstack/tlsca"
 	"github.com/weatherfunc/handler/internal/funcs"
+	"github.com/weatherfunc/handler/internal/testutil"
 )
 
-// syncBuffer is an io.Writer safe for the handler's concurrent log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 func freePort(t *testing.T) string {
 	t.Helper()

@@ -1,7 +1,6 @@
 package caller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/weatherfunc/handler/internal/devstack/tlsca"
 	"github.com/weatherfunc/handler/internal/logctx"
 	"github.com/weatherfunc/handler/internal/secrets"
+	"github.com/weatherfunc/handler/internal/testutil"
 )
 
 const (
@@ -42,23 +42,7 @@ const londonJSON = `{"city":"London","country":"GB","coordinates":{"lat":51.5085
 	`"conditions":[{"id":500,"main":"Rain","description":"light rain","icon":"10d"}],` +
 	`"sunrise":"2020-06-09T03:43:00Z","sunset":"2020-06-09T20:16:00Z","timezone":3600}`
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // loopbackOnly is a transport that refuses every host but 127.0.0.1 and
 // counts the refusals: MSAL behind it can reach the stand-in and nothing else

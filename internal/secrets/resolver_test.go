@@ -26,6 +26,7 @@ import (
 	"github.com/weatherfunc/handler/internal/devstack/identity"
 	"github.com/weatherfunc/handler/internal/devstack/keyvault"
 	"github.com/weatherfunc/handler/internal/devstack/tlsca"
+	"github.com/weatherfunc/handler/internal/testutil"
 )
 
 // The secret values used below; none may ever appear in a log line or an error.
@@ -35,23 +36,7 @@ const (
 	tenantID     = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 func randomGUID(t *testing.T) string {
 	t.Helper()

@@ -1,7 +1,6 @@
 package weather
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/weatherfunc/handler/internal/devstack/owm"
 	"github.com/weatherfunc/handler/internal/secrets"
+	"github.com/weatherfunc/handler/internal/testutil"
 )
 
 // testKey returns a fresh, recognizable API key for one test. It is generated
@@ -180,23 +180,7 @@ func decodeProblem(t *testing.T, rec *httptest.ResponseRecorder) problemBody {
 	return p
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 func debugLogger(w *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -22,13 +22,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/weatherfunc/handler/internal/devstack/tlsca"
+	"github.com/weatherfunc/handler/internal/testutil"
 )
 
 const (
@@ -42,23 +42,7 @@ const (
 // fixedNow is the stand-in's clock in these tests.
 var fixedNow = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 type fixture struct {
 	srv    *Server
