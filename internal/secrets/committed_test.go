@@ -192,14 +192,14 @@ func TestSecretShapes(t *testing.T) {
 	}
 	// The samples are assembled at run time, so that this file does not hold
 	// the shapes it tests for.
-	key := "-----BEGIN RSA PRIVATE KEY-----\n" + strings.Repeat("MIIEowIBAAKCAQEAx1b2c3d4e5f6g7h8i9j0\n", 4) + "-----END RSA PRIVATE KEY-----"
+	key := "-----BEGIN RSA " + "PRIVATE KEY-----\n" + strings.Repeat("MIIEowIBAAKCAQEAx1b2c3d4e5f6g7h8i9j0\n", 4) + "-----END RSA PRIVATE KEY-----"
 	cs, ak, jwtHead := "client_"+"secret=", "Account"+"Key=", "eyJ"
 	tests := []struct {
 		name, content, file string
 		want                bool
 	}{
 		{"PEM key", key, "cmd/x/main.go", true},
-		{"PEM stub", "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----", "cmd/x/main_test.go", false},
+		{"PEM stub", "-----BEGIN " + "PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----", "cmd/x/main_test.go", false},
 		{"client secret form", "grant_type=client_credentials&" + cs + "Zx8Q~abcdefghij.klmnop", "x.txt", true},
 		{"short test secret", "client_secret=guess", "x_test.go", false},
 		{"client secret JSON", `{"client` + `Secret": "Zx8Q~abcdefghij.klmnop"}`, "a.json", true},
