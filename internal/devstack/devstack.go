@@ -26,6 +26,7 @@ import (
 	"github.com/weatherfunc/handler/internal/devstack/identity"
 	"github.com/weatherfunc/handler/internal/devstack/keyvault"
 	"github.com/weatherfunc/handler/internal/devstack/owm"
+	"github.com/weatherfunc/handler/internal/devstack/standin"
 	"github.com/weatherfunc/handler/internal/devstack/tlsca"
 	"github.com/weatherfunc/handler/internal/funcs"
 	"github.com/weatherfunc/handler/internal/netcheck"
@@ -150,12 +151,12 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		return nil, err
 	}
 	st = &Stack{
-		TenantID:            newGUID(),
-		APIClientID:         newGUID(),
-		CallerClientID:      newGUID(),
+		TenantID:            standin.GUID(),
+		APIClientID:         standin.GUID(),
+		CallerClientID:      standin.GUID(),
 		Credential:          opts.Credential,
-		IdentityClientID:    newGUID(),
-		IdentityPrincipalID: newGUID(),
+		IdentityClientID:    standin.GUID(),
+		IdentityPrincipalID: standin.GUID(),
 	}
 	st.APIAppIDURI = "api://" + st.APIClientID
 	defer func() {
@@ -498,15 +499,6 @@ func resolveAddr(addr string) (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-func newGUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // newDaemonCertificate makes the daemon's certificate for a run: an RSA-2048

@@ -1,13 +1,14 @@
 package entra
 
 import (
-	"crypto/rand"
 	"crypto/x509"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/weatherfunc/handler/internal/devstack/standin"
 )
 
 // aadError is one Entra error answer before it is rendered.
@@ -37,10 +38,10 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 // not a GUID is replaced, so the body never echoes arbitrary input.
 func (s *Server) body(r *http.Request, e aadError) errorBody {
 	ts := s.now().UTC().Format("2006-01-02 15:04:05Z")
-	trace := newGUID()
+	trace := standin.GUID()
 	corr := r.Header.Get("Client-Request-Id")
 	if !guidRE.MatchString(corr) {
-		corr = newGUID()
+		corr = standin.GUID()
 	}
 	return errorBody{
 		Error: e.code,
@@ -56,14 +57,6 @@ func (s *Server) body(r *http.Request, e aadError) errorBody {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e aadError) {
 	writeJSON(w, e.status, "no-store", s.body(r, e))
-}
-
-func newGUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // The errors the stand-in answers. Client-supplied values that appear in a

@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -423,15 +422,6 @@ func methodList(m []string) string {
 	}
 	sort.Strings(up)
 	return strings.Join(up, ",")
-}
-
-// newGUID returns a random (version 4) GUID in its usual text form.
-func newGUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // sink serializes the host's and the handler's lines onto Stdout/Stderr.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/weatherfunc/handler/internal/devstack/standin"
 	"github.com/weatherfunc/handler/internal/funcs"
 )
 
@@ -258,7 +259,7 @@ func (h *Host) newProxy() *httputil.ReverseProxy {
 
 // forward relays a request to the handler at the same path and query.
 func (h *Host) forward(w http.ResponseWriter, r *http.Request, fn *function) {
-	st := &forwardState{id: newGUID()}
+	st := &forwardState{id: standin.GUID()}
 	ctx := context.WithValue(r.Context(), forwardKey, st)
 	if h.timeout > 0 {
 		var cancel context.CancelFunc
@@ -407,7 +408,7 @@ func (h *Host) httpInvocationBody(r *http.Request, fn *function, params map[stri
 			// The recording shows MethodName plain here (unlike on timer invocations).
 			MethodName: fn.Name,
 			UtcNow:     formatUtcNow(h.opts.Now()),
-			RandGuid:   newGUID(),
+			RandGuid:   standin.GUID(),
 		}},
 	}
 	return json.Marshal(inv)
@@ -417,7 +418,7 @@ func (h *Host) httpInvocationBody(r *http.Request, fn *function, params map[stri
 // invocation goes to POST /<Fn>, Outputs.<res> comes back as the reply. A
 // failed invocation is a bare 500, as on the real host.
 func (h *Host) invokeHTTP(w http.ResponseWriter, r *http.Request, fn *function, params map[string]string) {
-	id := newGUID()
+	id := standin.GUID()
 	body, err := h.httpInvocationBody(r, fn, params)
 	if err != nil {
 		h.log.errorf("Functions.%s (Id=%s): %v", fn.Name, id, err)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/weatherfunc/handler/internal/devstack/standin"
 )
 
 // process is one run of the handler binary.
@@ -91,7 +93,7 @@ func (h *Host) handlerEnv(port int) []string {
 	ps := strconv.Itoa(port)
 	set("FUNCTIONS_CUSTOMHANDLER_PORT", ps)
 	set("FUNCTIONS_HTTPWORKER_PORT", ps)
-	set("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", newGUID())
+	set("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", standin.GUID())
 	set("FUNCTIONS_APP_ROOT_PATH", h.appRoot)
 	env := make([]string, 0, len(keys))
 	for _, k := range keys {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/weatherfunc/handler/internal/devstack/standin"
 	"github.com/weatherfunc/handler/internal/funcs"
 )
 
@@ -105,7 +106,7 @@ func (h *Host) fireTimer(ctx context.Context, fn *function, pastDue bool, fired 
 	st := fn.status
 	fn.statusMu.Unlock()
 
-	id := newGUID()
+	id := standin.GUID()
 	start := h.opts.Now()
 	var v timerValue
 	v.Schedule.AdjustForDST = true
@@ -115,7 +116,7 @@ func (h *Host) fireTimer(ctx context.Context, fn *function, pastDue bool, fired 
 	}
 	inv := timerInvocation{Data: map[string]timerValue{fn.trigger.Name: v}}
 	method, _ := json.Marshal(fn.Name) // the host encodes metadata scalars a second time (C15)
-	inv.Metadata.Sys = sysBlock{MethodName: string(method), UtcNow: formatUtcNow(start), RandGuid: newGUID()}
+	inv.Metadata.Sys = sysBlock{MethodName: string(method), UtcNow: formatUtcNow(start), RandGuid: standin.GUID()}
 	body, err := json.Marshal(inv)
 	if err != nil {
 		return TimerResult{}, fmt.Errorf("host: encode timer invocation: %w", err)

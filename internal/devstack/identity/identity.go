@@ -1,12 +1,10 @@
 package identity
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,6 +13,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/weatherfunc/handler/internal/devstack/standin"
 )
 
 // APIVersion is the only protocol version served.
@@ -91,7 +91,7 @@ func New(opts Options) *Server {
 		now:         opts.Now,
 		lifetime:    opts.Lifetime,
 		mint:        opts.Mint,
-		systemID:    newGUID(),
+		systemID:    standin.GUID(),
 		systemPID:   opts.SystemPrincipalID,
 		issued:      make(map[string]grant),
 	}
@@ -103,7 +103,7 @@ func New(opts Options) *Server {
 		s.clientIDs = append(s.clientIDs, id)
 	}
 	if s.systemPID == "" {
-		s.systemPID = newGUID()
+		s.systemPID = standin.GUID()
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -303,13 +303,13 @@ type errorResponse struct {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	id := newGUID()
+	id := standin.GUID()
 	w.Header().Set("X-CORRELATION-ID", id)
 	writeJSON(w, status, "application/json; charset=utf-8", errorResponse{StatusCode: status, Message: msg, CorrelationID: id})
 }
 
 func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	body, err := marshal(v)
+	body, err := standin.CompactJSON(v)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -319,25 +319,4 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// marshal encodes v as compact JSON without HTML escaping and without a
-// trailing newline, as the recorded bodies are.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// newGUID returns a random (version 4) GUID in its lower-case text form.
-func newGUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -1,11 +1,9 @@
 package keyvault
 
 import (
-	"bytes"
 	"crypto/rand"
 	_ "embed" // the recorded challenge body
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/weatherfunc/handler/internal/devstack/standin"
 )
 
 // Resource is the resource every Key Vault challenge names (public cloud).
@@ -177,7 +177,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if s.authorize == nil || !s.authorize(tok) {
 		// NOTE: not recorded; Key Vault's own texts name the failed check
 		// (AKV10022 audience, AKV10032 issuer, …), which an opaque token lacks.
-		body, _ := marshal(errorBody("Unauthorized", "AKV10000: The bearer token is not valid for this vault."))
+		body, _ := standin.CompactJSON(errorBody("Unauthorized", "AKV10000: The bearer token is not valid for this vault."))
 		s.challenge(w, body)
 		return
 	}
@@ -284,7 +284,7 @@ func (s *Server) writeError(w http.ResponseWriter, status int, code, msg string)
 }
 
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := marshal(v)
+	body, err := standin.CompactJSON(v)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -300,7 +300,7 @@ func (s *Server) write(w http.ResponseWriter, status int, body []byte) {
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Expires", "-1")
 	h.Set("x-ms-keyvault-region", "local")
-	h.Set("x-ms-request-id", newGUID())
+	h.Set("x-ms-request-id", standin.GUID())
 	h.Set("x-ms-keyvault-service-version", serviceVersion)
 	h.Set("x-ms-keyvault-network-info", "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -310,30 +310,9 @@ func (s *Server) write(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// marshal encodes v as compact JSON without HTML escaping and without a
-// trailing newline, as the recorded bodies are.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
 // newVersion returns a random 32-hex-digit secret version, like Key Vault's.
 func newVersion() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// newGUID returns a random (version 4) GUID in its lower-case text form.
-func newGUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
