@@ -87,6 +87,12 @@ type env struct {
 // the bearer token against the stand-in's key, issuer, audience and role.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, map[string]entra.Client{daemonID: {Secret: daemonSecret, Roles: []string{role}}})
+}
+
+// newEnvWith is newEnv with the given app registrations in the Entra stand-in.
+func newEnvWith(t *testing.T, clients map[string]entra.Client) *env {
+	t.Helper()
 	ca, err := tlsca.New()
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +101,7 @@ func newEnv(t *testing.T) *env {
 	e.logger = slog.New(slog.NewJSONHandler(e.logs, nil))
 	e.entra, err = entra.Start(ca, entra.Options{
 		TenantID: tenantID,
-		Clients:  map[string]entra.Client{daemonID: {Secret: daemonSecret, Roles: []string{role}}},
+		Clients:  clients,
 		API:      entra.API{ClientID: apiClientID},
 		Logger:   e.logger,
 	})

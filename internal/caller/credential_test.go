@@ -26,7 +26,6 @@ import (
 
 	"github.com/weatherfunc/handler/internal/devstack/entra"
 	"github.com/weatherfunc/handler/internal/devstack/identity"
-	"github.com/weatherfunc/handler/internal/devstack/tlsca"
 	"github.com/weatherfunc/handler/internal/secrets"
 )
 
@@ -97,38 +96,15 @@ type credEnv struct {
 // pointed at it through the environment (its own convention).
 func newCredEnv(t *testing.T) *credEnv {
 	t.Helper()
-	ca, err := tlsca.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ce := &credEnv{env: &env{ca: ca, logs: &syncBuffer{}}}
-	e := ce.env
-	e.logger = slog.New(slog.NewJSONHandler(e.logs, nil))
-	ce.pemA = newTestCertificate(t)
+	ce := &credEnv{pemA: newTestCertificate(t)}
 	var pfxCerts []*x509.Certificate
 	ce.pfxB64, pfxCerts = pfxSecret(t, "azidentity-v1.15.0_certificate.pfx")
-	e.entra, err = entra.Start(ca, entra.Options{
-		TenantID: tenantID,
-		Clients: map[string]entra.Client{
-			daemonID:     {Secret: daemonSecret, Roles: []string{role}},
-			certDaemonID: {Certificates: append([]*x509.Certificate{ce.pemA.cert}, pfxCerts...), Roles: []string{role}},
-			fedDaemonID:  {FederatedCredentials: []entra.FederatedCredential{{Subject: miPrincipal}}, Roles: []string{role}},
-		},
-		API:    entra.API{ClientID: apiClientID},
-		Logger: e.logger,
+	ce.env = newEnvWith(t, map[string]entra.Client{
+		daemonID:     {Secret: daemonSecret, Roles: []string{role}},
+		certDaemonID: {Certificates: append([]*x509.Certificate{ce.pemA.cert}, pfxCerts...), Roles: []string{role}},
+		fedDaemonID:  {FederatedCredentials: []entra.FederatedCredential{{Subject: miPrincipal}}, Roles: []string{role}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.entra.Close() })
-	e.guard = &loopbackOnly{next: ca.Client().Transport}
-	e.msalHTTP = &http.Client{Transport: e.guard, Timeout: 10 * time.Second}
-	srv, base, err := ca.Listen("", http.HandlerFunc(e.serveAPI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	e.apiURL = base + "/api/WeatherHttp"
+	e := ce.env
 
 	ce.mi = identity.New(identity.Options{
 		Header: miHeader, ClientIDs: []string{miClientID}, PrincipalID: miPrincipal,

@@ -12,25 +12,10 @@ import (
 	"testing"
 
 	"github.com/weatherfunc/handler/internal/logctx"
+	"github.com/weatherfunc/handler/internal/testutil"
 )
 
-// lockedBuffer is a log sink safe to read while a server goroutine writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = testutil.SyncBuffer
 
 // outerReply is an invocation reply as the host reads it.
 type outerReply struct {

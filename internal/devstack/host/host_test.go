@@ -19,25 +19,10 @@ import (
 	"time"
 
 	"github.com/weatherfunc/handler/internal/funcs"
+	"github.com/weatherfunc/handler/internal/testutil"
 )
 
-// lockedBuffer collects the host's output; the host writes from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = testutil.SyncBuffer
 
 // clock is an injected clock that moves only when told.
 type clock struct {
