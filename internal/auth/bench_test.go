@@ -6,6 +6,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,4 +124,22 @@ func BenchmarkVerifyCachedParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+func BenchmarkMiddleware(b *testing.B) {
+	k0 := testSigner(0)
+	p := newIDP(b, k0)
+	clk := newClock()
+	v := p.started(b, clk, nil)
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	r := httptest.NewRequest(http.MethodGet, "/api/WeatherHttp?city=London", nil)
+	r.Header.Set("Authorization", "Bearer "+mint(b, k0, p.appClaims(clk), nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
 }

@@ -121,36 +121,3 @@ func FuzzClaimsJSON(f *testing.F) {
 		_ = w.claims().AppOnly()
 	})
 }
-
-func BenchmarkVerify(b *testing.B) {
-	k0 := testSigner(0)
-	p := newIDP(b, k0)
-	clk := newClock()
-	v := p.started(b, clk, nil)
-	tok := mint(b, k0, p.appClaims(clk), nil)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := v.Verify(ctx, tok); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkMiddleware(b *testing.B) {
-	k0 := testSigner(0)
-	p := newIDP(b, k0)
-	clk := newClock()
-	v := p.started(b, clk, nil)
-	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	r := httptest.NewRequest(http.MethodGet, "/api/WeatherHttp?city=London", nil)
-	r.Header.Set("Authorization", "Bearer "+mint(b, k0, p.appClaims(clk), nil))
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != http.StatusOK {
-			b.Fatal(w.Code)
-		}
-	}
-}
